@@ -1,0 +1,384 @@
+"""The owner API: JSON over HTTP on loopback, the way the CLI and scripts reach the owner operations.
+
+It is part of the owner surface (DESIGN: trust boundary 1), so every request passes four gates, in
+this order, before it reaches an operation:
+
+1. ``Host`` names a loopback host. A web page on ``evil.example`` that rebinds its DNS name to
+   127.0.0.1 still sends ``Host: evil.example``; answering it would hand the owner's powers to
+   that page (DNS rebinding). Refused with 421.
+2. ``Origin``, when present, is a loopback origin: a browser page elsewhere is refused with 403.
+3. ``Authorization: Bearer <owner token>``, compared in constant time; else 401.
+4. A body of at most 64 KiB (413) that is a JSON object (400).
+
+Handlers are plain functions ``(owner, call) -> JSON value``; the app turns the value, an
+``OwnerError`` (``{"error": message}`` with its status) or anything unexpected (500, logged) into
+the answer.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from core.asgi import Receive, Scope, Send, read_body, send_response
+from core.config import is_loopback_host
+from core.errors import OwnerError, ProtocolError
+from core.http import HttpRequest, HttpResponse, json_response
+from core.owner import Lifetime, Owner
+
+log = logging.getLogger("consent_agent.owner_api")
+
+MAX_BODY = 64 * 1024
+MAX_HEADERS = 16 * 1024
+MAX_AUDIT_LIMIT = 10_000
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+# --- time -----------------------------------------------------------------------------------------
+
+
+def parse_until(text: str) -> int:
+    """Epoch seconds of an ISO 8601 date (``2026-12-01``: that day 00:00 UTC) or date-time (with
+    an offset, or UTC when it has none). A share ends at that instant (DESIGN: CLI contract)."""
+    if not isinstance(text, str) or not text.strip() or len(text) > 64:
+        raise OwnerError(f"{text!r} is not a date: use ISO 8601, e.g. 2026-12-01 or 2026-12-01T17:00+02:00")
+    raw = text.strip()
+    try:
+        moment = (datetime.fromisoformat(raw + "T00:00:00") if _DATE_ONLY.fullmatch(raw)
+                  else datetime.fromisoformat(raw))
+    except ValueError:
+        raise OwnerError(f"{text!r} is not a date: use ISO 8601, e.g. 2026-12-01 or 2026-12-01T17:00+02:00"
+                         ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+# --- reading a JSON body --------------------------------------------------------------------------
+
+
+class BadRequest(Exception):
+    """The request is malformed: answered 400 ``{"error": "invalid_request", "message": ...}``."""
+
+
+@dataclass(frozen=True)
+class Body:
+    """A JSON object body with typed, checked access; unknown members are refused up front."""
+
+    data: Mapping[str, Any]
+
+    def only(self, *names: str) -> Body:
+        unknown = sorted(set(self.data) - set(names))
+        if unknown:
+            raise BadRequest(f"unknown member(s): {', '.join(unknown)}")
+        return self
+
+    def text(self, name: str, *, required: bool = False) -> str | None:
+        value = self.data.get(name)
+        if value is None and not required:
+            return None
+        if not isinstance(value, str) or not value:
+            raise BadRequest(f"{name} must be a non-empty string")
+        return value
+
+    def flag(self, name: str) -> bool:
+        value = self.data.get(name, False)
+        if not isinstance(value, bool):
+            raise BadRequest(f"{name} must be true or false")
+        return value
+
+    def number(self, name: str) -> float | None:
+        value = self.data.get(name)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 36_500:
+            raise BadRequest(f"{name} must be a positive number of days")
+        return float(value)
+
+    def texts(self, name: str, *, required: bool = False) -> list[str] | None:
+        value = self.data.get(name)
+        if value is None and not required:
+            return None
+        if (not isinstance(value, list) or not all(isinstance(v, str) and v for v in value)
+                or (required and not value)):
+            raise BadRequest(f"{name} must be a list of non-empty strings")
+        return list(value)
+
+    def obj(self, name: str) -> dict[str, Any] | None:
+        value = self.data.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise BadRequest(f"{name} must be a JSON object")
+        return value
+
+    def lifetime(self) -> Lifetime:
+        """``once`` | ``days`` | ``until`` (ISO 8601), at most one; none means until revoked."""
+        once, days, until = self.flag("once"), self.number("days"), self.text("until")
+        if sum((once, days is not None, until is not None)) > 1:
+            raise BadRequest("give at most one of once, days, until")
+        return Lifetime(once=once, days=days, until=parse_until(until) if until is not None else None)
+
+
+LIFETIME = ("once", "days", "until")
+
+
+# --- the operations -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a handler gets: path parameters, query parameters and the JSON body."""
+
+    params: Mapping[str, str]
+    query: Mapping[str, str]
+    body: Body
+
+
+Handler = Callable[[Owner, Call], Any]
+
+
+def get_status(owner: Owner, call: Call) -> Any:
+    return owner.status()
+
+
+def get_inbox(owner: Owner, call: Call) -> Any:
+    return owner.inbox()
+
+
+def approve(owner: Owner, call: Call) -> Any:
+    b = call.body.only("scopes", "profile", *LIFETIME)
+    return owner.approve(call.params["id"], scopes=b.texts("scopes"), lifetime=b.lifetime(),
+                         profile=b.text("profile"))
+
+
+def deny(owner: Owner, call: Call) -> Any:
+    return owner.deny(call.params["id"], remember=call.body.only("remember").flag("remember"))
+
+
+def list_shares(owner: Owner, call: Call) -> Any:
+    return owner.shares(include_inactive=call.query.get("all", "") in ("1", "true", "yes"))
+
+
+def create_share(owner: Owner, call: Call) -> Any:
+    b = call.body.only("profile", "resource_id", "scopes", "with", "purpose", *LIFETIME)
+    return owner.share(profile=_required(b.text("profile", required=True)),
+                       resource_id=_required(b.text("resource_id", required=True)),
+                       scopes=b.texts("scopes", required=True) or [],
+                       grantee=_required(b.text("with", required=True)),
+                       lifetime=b.lifetime(), purpose=b.text("purpose"))
+
+
+def revoke(owner: Owner, call: Call) -> Any:
+    call.body.only()
+    return owner.revoke(call.params["id"])
+
+
+def list_profiles(owner: Owner, call: Call) -> Any:
+    return owner.profiles()
+
+
+def add_profile(owner: Owner, call: Call) -> Any:
+    b = call.body.only("name", "dependent", "until", "exclude")
+    until = b.text("until")
+    return owner.add_profile(_required(b.text("name", required=True)), dependent=b.flag("dependent"),
+                             until=parse_until(until) if until is not None else None,
+                             exclude=b.texts("exclude") or [])
+
+
+def list_trust(owner: Owner, call: Call) -> Any:
+    return owner.trust_list()
+
+
+def add_trust(owner: Owner, call: Call) -> Any:
+    b = call.body.only("issuer", "jwks", "jwks_uri", "name")
+    jwks, jwks_uri = b.obj("jwks"), b.text("jwks_uri")
+    if (jwks is None) == (jwks_uri is None):
+        raise BadRequest("give exactly one of jwks, jwks_uri")
+    return owner.trust_add(_required(b.text("issuer", required=True)), jwks=jwks, jwks_uri=jwks_uri,
+                           name=b.text("name"))
+
+
+def get_audit(owner: Owner, call: Call) -> Any:
+    raw = call.query.get("limit", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_AUDIT_LIMIT:
+        raise BadRequest(f"limit must be a whole number from 1 to {MAX_AUDIT_LIMIT}")
+    return owner.audit(int(raw))
+
+
+def get_resources(owner: Owner, call: Call) -> Any:
+    return owner.resources()
+
+
+def get_connections(owner: Owner, call: Call) -> Any:
+    return owner.connections()
+
+
+def disconnect(owner: Owner, call: Call) -> Any:
+    call.body.only()
+    return owner.disconnect(call.params["id"])
+
+
+def _required(value: str | None) -> str:
+    if value is None:  # Body.text(required=True) never returns None; this keeps the types honest
+        raise BadRequest("a required member is missing")
+    return value
+
+
+ROUTES: Sequence[tuple[str, Mapping[str, Handler]]] = (
+    ("/v1/status", {"GET": get_status}),
+    ("/v1/inbox", {"GET": get_inbox}),
+    ("/v1/inbox/{id}/approve", {"POST": approve}),
+    ("/v1/inbox/{id}/deny", {"POST": deny}),
+    ("/v1/shares", {"GET": list_shares, "POST": create_share}),
+    ("/v1/shares/{id}/revoke", {"POST": revoke}),
+    ("/v1/profiles", {"GET": list_profiles, "POST": add_profile}),
+    ("/v1/trust", {"GET": list_trust, "POST": add_trust}),
+    ("/v1/audit", {"GET": get_audit}),
+    ("/v1/resources", {"GET": get_resources}),
+    ("/v1/connections", {"GET": get_connections}),
+    ("/v1/connections/{id}/disconnect", {"POST": disconnect}),
+)
+
+
+# --- the gates ------------------------------------------------------------------------------------
+
+
+def refusal(status: int, error: str, message: str | None = None) -> HttpResponse:
+    body = {"error": error} if message is None else {"error": error, "message": message}
+    extra = [("www-authenticate", 'Bearer realm="consent-agent owner API"')] if status == 401 else []
+    return json_response(body, status, headers=[("x-content-type-options", "nosniff"), *extra], no_store=True)
+
+
+def host_is_loopback(host: str | None) -> bool:
+    """``127.0.0.0/8``, ``localhost`` or ``[::1]``, with or without a port."""
+    if not host:
+        return False
+    name, port = (host[1:].split("]", 1) if host.startswith("[") else (host.partition(":")[::2]))
+    port = port.removeprefix(":") if host.startswith("[") else port
+    if port and not port.isdigit():
+        return False
+    return bool(name) and is_loopback_host(name.lower())
+
+
+def origin_is_loopback(origin: str) -> bool:
+    try:
+        parts = urlsplit(origin)
+        return parts.scheme in ("http", "https") and is_loopback_host(parts.hostname or "")
+    except ValueError:
+        return False
+
+
+def token_matches(request: HttpRequest, token: str) -> bool:
+    values = request.header_all("authorization")
+    if len(values) != 1:
+        return False
+    scheme, _, given = values[0].strip().partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def gate(request: HttpRequest, token: str) -> HttpResponse | None:
+    """The first three gates; None lets the request through."""
+    hosts = request.header_all("host")
+    if len(hosts) != 1 or not host_is_loopback(hosts[0]):
+        return refusal(421, "misdirected_request", "the owner API answers only to a loopback Host")
+    origin = request.header("origin")
+    if origin is not None and not origin_is_loopback(origin):
+        return refusal(403, "forbidden", "cross-origin requests are refused")
+    if not token_matches(request, token):
+        return refusal(401, "unauthorized")
+    return None
+
+
+def parse_body(request: HttpRequest) -> Body:
+    if not request.body.strip():
+        return Body({})
+    if request.media_type != "application/json":
+        raise BadRequest("the body must be application/json")
+    try:
+        data = json.loads(request.body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BadRequest("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    return Body(data)
+
+
+# --- the app --------------------------------------------------------------------------------------
+
+
+class OwnerApp:
+    """The ASGI application for the owner API; serve it on loopback only."""
+
+    def __init__(self, owner: Owner, token: str) -> None:
+        if len(token) < 16:
+            raise ValueError("the owner token must be at least 16 characters")
+        self.owner = owner
+        self.token = token
+        self.routes = [(re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[A-Za-z0-9_\\-]{1,128})", path) + "$"),
+                        methods) for path, methods in ROUTES]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+        elif scope["type"] == "http":
+            await send_response(send, await self.handle(scope, receive))
+
+    async def handle(self, scope: Scope, receive: Receive) -> HttpResponse:
+        raw_headers: list[tuple[bytes, bytes]] = list(scope.get("headers") or [])
+        if sum(len(k) + len(v) for k, v in raw_headers) > MAX_HEADERS:
+            return refusal(431, "invalid_request", "headers too large")
+        headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw_headers)
+        request = HttpRequest(scope["method"], scope.get("path", "/"),
+                              scope.get("query_string", b"").decode("latin-1"), headers)
+        refused = gate(request, self.token)
+        if refused is not None:
+            return refused
+        try:
+            body = await read_body(receive, headers, MAX_BODY)
+        except ProtocolError:
+            return refusal(413, "payload_too_large", f"the body is larger than {MAX_BODY} bytes")
+        return self.dispatch(HttpRequest(request.method, request.path, request.query_string, headers, body))
+
+    def dispatch(self, request: HttpRequest) -> HttpResponse:
+        """Route one authorised request; every failure becomes a JSON error answer."""
+        try:
+            handler, params = self.resolve(request.method, request.path)
+            result = handler(self.owner, Call(params, request.query(), parse_body(request)))
+            return json_response(result, 200, headers=[("x-content-type-options", "nosniff")], no_store=True)
+        except OwnerError as err:
+            return refusal(err.status, str(err))
+        except BadRequest as err:
+            return refusal(400, "invalid_request", str(err))
+        except ProtocolError as err:
+            return refusal(err.status, err.error, err.description)
+        except Exception:
+            log.exception("unexpected error on owner API %s %s", request.method, request.path)
+            return refusal(500, "internal error")
+
+    def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
+        for pattern, methods in self.routes:
+            match = pattern.match(path)
+            if match:
+                handler = methods.get(method)
+                if handler is None:
+                    raise OwnerError(f"{method} is not supported on {path}", status=405)
+                return handler, match.groupdict()
+        raise OwnerError(f"no such endpoint: {path}", status=404)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,13 @@
+"""Shared fixtures: an agent on a temp data dir with a fake clock, reached through its ASGI app."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
