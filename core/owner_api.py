@@ -1,6 +1,6 @@
 """The owner API: JSON over HTTP on loopback, the way the CLI and scripts reach the owner operations.
 
-It is part of the owner surface (DESIGN: trust boundary 1), so every request passes four gates, in
+It is part of the owner surface (DESIGN: trust boundary 1), so every request passes these gates, in
 this order, before it reaches an operation:
 
 1. ``Host`` names a loopback host. A web page on ``evil.example`` that rebinds its DNS name to
@@ -39,23 +39,19 @@ MAX_BODY = 64 * 1024
 MAX_HEADERS = 16 * 1024
 MAX_AUDIT_LIMIT = 10_000
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-# --- time -----------------------------------------------------------------------------------------
+_NOT_A_DATE = "{!r} is not a date: use ISO 8601, e.g. 2026-12-01 or 2026-12-01T17:00+02:00"
 
 
 def parse_until(text: str) -> int:
     """Epoch seconds of an ISO 8601 date (``2026-12-01``: that day 00:00 UTC) or date-time (with
     an offset, or UTC when it has none). A share ends at that instant (DESIGN: CLI contract)."""
     if not isinstance(text, str) or not text.strip() or len(text) > 64:
-        raise OwnerError(f"{text!r} is not a date: use ISO 8601, e.g. 2026-12-01 or 2026-12-01T17:00+02:00")
+        raise OwnerError(_NOT_A_DATE.format(text))
     raw = text.strip()
     try:
-        moment = (datetime.fromisoformat(raw + "T00:00:00") if _DATE_ONLY.fullmatch(raw)
-                  else datetime.fromisoformat(raw))
+        moment = datetime.fromisoformat(raw + "T00:00" if _DATE_ONLY.fullmatch(raw) else raw)
     except ValueError:
-        raise OwnerError(f"{text!r} is not a date: use ISO 8601, e.g. 2026-12-01 or 2026-12-01T17:00+02:00"
-                         ) from None
+        raise OwnerError(_NOT_A_DATE.format(text)) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp())
@@ -70,7 +66,7 @@ class BadRequest(Exception):
 
 @dataclass(frozen=True)
 class Body:
-    """A JSON object body with typed, checked access; unknown members are refused up front."""
+    """A JSON object body with typed, checked access; ``only`` refuses unknown members (typos)."""
 
     data: Mapping[str, Any]
 
@@ -80,13 +76,24 @@ class Body:
             raise BadRequest(f"unknown member(s): {', '.join(unknown)}")
         return self
 
-    def text(self, name: str, *, required: bool = False) -> str | None:
+    def text(self, name: str) -> str | None:
+        return None if self.data.get(name) is None else self.required_text(name)
+
+    def required_text(self, name: str) -> str:
         value = self.data.get(name)
-        if value is None and not required:
-            return None
         if not isinstance(value, str) or not value:
             raise BadRequest(f"{name} must be a non-empty string")
         return value
+
+    def texts(self, name: str, *, allow_empty: bool = False) -> list[str] | None:
+        return None if self.data.get(name) is None else self.required_texts(name, allow_empty=allow_empty)
+
+    def required_texts(self, name: str, *, allow_empty: bool = False) -> list[str]:
+        value = self.data.get(name)
+        if (not isinstance(value, list) or not all(isinstance(v, str) and v for v in value)
+                or not (value or allow_empty)):
+            raise BadRequest(f"{name} must be a list of non-empty strings")
+        return list(value)
 
     def flag(self, name: str) -> bool:
         value = self.data.get(name, False)
@@ -94,40 +101,29 @@ class Body:
             raise BadRequest(f"{name} must be true or false")
         return value
 
-    def number(self, name: str) -> float | None:
+    def days(self, name: str) -> float | None:
         value = self.data.get(name)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 36_500:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not 0 < value <= 36_500):
             raise BadRequest(f"{name} must be a positive number of days")
-        return float(value)
-
-    def texts(self, name: str, *, required: bool = False) -> list[str] | None:
-        value = self.data.get(name)
-        if value is None and not required:
-            return None
-        if (not isinstance(value, list) or not all(isinstance(v, str) and v for v in value)
-                or (required and not value)):
-            raise BadRequest(f"{name} must be a list of non-empty strings")
-        return list(value)
+        return None if value is None else float(value)
 
     def obj(self, name: str) -> dict[str, Any] | None:
         value = self.data.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
+        if value is not None and not isinstance(value, dict):
             raise BadRequest(f"{name} must be a JSON object")
         return value
 
+    def until(self, name: str = "until") -> int | None:
+        text = self.text(name)
+        return None if text is None else parse_until(text)
+
     def lifetime(self) -> Lifetime:
-        """``once`` | ``days`` | ``until`` (ISO 8601), at most one; none means until revoked."""
-        once, days, until = self.flag("once"), self.number("days"), self.text("until")
+        """``once`` | ``days`` | ``until`` (ISO 8601), at most one; none of them: until revoked."""
+        once, days, until = self.flag("once"), self.days("days"), self.until()
         if sum((once, days is not None, until is not None)) > 1:
             raise BadRequest("give at most one of once, days, until")
-        return Lifetime(once=once, days=days, until=parse_until(until) if until is not None else None)
-
-
-LIFETIME = ("once", "days", "until")
+        return Lifetime(once=once, days=days, until=until)
 
 
 # --- the operations -------------------------------------------------------------------------------
@@ -143,14 +139,7 @@ class Call:
 
 
 Handler = Callable[[Owner, Call], Any]
-
-
-def get_status(owner: Owner, call: Call) -> Any:
-    return owner.status()
-
-
-def get_inbox(owner: Owner, call: Call) -> Any:
-    return owner.inbox()
+LIFETIME = ("once", "days", "until")
 
 
 def approve(owner: Owner, call: Call) -> Any:
@@ -164,37 +153,20 @@ def deny(owner: Owner, call: Call) -> Any:
 
 
 def list_shares(owner: Owner, call: Call) -> Any:
-    return owner.shares(include_inactive=call.query.get("all", "") in ("1", "true", "yes"))
+    return owner.shares(include_inactive=call.query.get("all", "").lower() in ("1", "true", "yes"))
 
 
 def create_share(owner: Owner, call: Call) -> Any:
     b = call.body.only("profile", "resource_id", "scopes", "with", "purpose", *LIFETIME)
-    return owner.share(profile=_required(b.text("profile", required=True)),
-                       resource_id=_required(b.text("resource_id", required=True)),
-                       scopes=b.texts("scopes", required=True) or [],
-                       grantee=_required(b.text("with", required=True)),
+    return owner.share(profile=b.required_text("profile"), resource_id=b.required_text("resource_id"),
+                       scopes=b.required_texts("scopes"), grantee=b.required_text("with"),
                        lifetime=b.lifetime(), purpose=b.text("purpose"))
-
-
-def revoke(owner: Owner, call: Call) -> Any:
-    call.body.only()
-    return owner.revoke(call.params["id"])
-
-
-def list_profiles(owner: Owner, call: Call) -> Any:
-    return owner.profiles()
 
 
 def add_profile(owner: Owner, call: Call) -> Any:
     b = call.body.only("name", "dependent", "until", "exclude")
-    until = b.text("until")
-    return owner.add_profile(_required(b.text("name", required=True)), dependent=b.flag("dependent"),
-                             until=parse_until(until) if until is not None else None,
-                             exclude=b.texts("exclude") or [])
-
-
-def list_trust(owner: Owner, call: Call) -> Any:
-    return owner.trust_list()
+    return owner.add_profile(b.required_text("name"), dependent=b.flag("dependent"), until=b.until(),
+                             exclude=b.texts("exclude", allow_empty=True) or [])
 
 
 def add_trust(owner: Owner, call: Call) -> Any:
@@ -202,8 +174,7 @@ def add_trust(owner: Owner, call: Call) -> Any:
     jwks, jwks_uri = b.obj("jwks"), b.text("jwks_uri")
     if (jwks is None) == (jwks_uri is None):
         raise BadRequest("give exactly one of jwks, jwks_uri")
-    return owner.trust_add(_required(b.text("issuer", required=True)), jwks=jwks, jwks_uri=jwks_uri,
-                           name=b.text("name"))
+    return owner.trust_add(b.required_text("issuer"), jwks=jwks, jwks_uri=jwks_uri, name=b.text("name"))
 
 
 def get_audit(owner: Owner, call: Call) -> Any:
@@ -213,12 +184,9 @@ def get_audit(owner: Owner, call: Call) -> Any:
     return owner.audit(int(raw))
 
 
-def get_resources(owner: Owner, call: Call) -> Any:
-    return owner.resources()
-
-
-def get_connections(owner: Owner, call: Call) -> Any:
-    return owner.connections()
+def revoke(owner: Owner, call: Call) -> Any:
+    call.body.only()
+    return owner.revoke(call.params["id"])
 
 
 def disconnect(owner: Owner, call: Call) -> Any:
@@ -226,24 +194,18 @@ def disconnect(owner: Owner, call: Call) -> Any:
     return owner.disconnect(call.params["id"])
 
 
-def _required(value: str | None) -> str:
-    if value is None:  # Body.text(required=True) never returns None; this keeps the types honest
-        raise BadRequest("a required member is missing")
-    return value
-
-
 ROUTES: Sequence[tuple[str, Mapping[str, Handler]]] = (
-    ("/v1/status", {"GET": get_status}),
-    ("/v1/inbox", {"GET": get_inbox}),
+    ("/v1/status", {"GET": lambda owner, _: owner.status()}),
+    ("/v1/inbox", {"GET": lambda owner, _: owner.inbox()}),
     ("/v1/inbox/{id}/approve", {"POST": approve}),
     ("/v1/inbox/{id}/deny", {"POST": deny}),
     ("/v1/shares", {"GET": list_shares, "POST": create_share}),
     ("/v1/shares/{id}/revoke", {"POST": revoke}),
-    ("/v1/profiles", {"GET": list_profiles, "POST": add_profile}),
-    ("/v1/trust", {"GET": list_trust, "POST": add_trust}),
+    ("/v1/profiles", {"GET": lambda owner, _: owner.profiles(), "POST": add_profile}),
+    ("/v1/trust", {"GET": lambda owner, _: owner.trust_list(), "POST": add_trust}),
     ("/v1/audit", {"GET": get_audit}),
-    ("/v1/resources", {"GET": get_resources}),
-    ("/v1/connections", {"GET": get_connections}),
+    ("/v1/resources", {"GET": lambda owner, _: owner.resources()}),
+    ("/v1/connections", {"GET": lambda owner, _: owner.connections()}),
     ("/v1/connections/{id}/disconnect", {"POST": disconnect}),
 )
 
@@ -257,12 +219,15 @@ def refusal(status: int, error: str, message: str | None = None) -> HttpResponse
     return json_response(body, status, headers=[("x-content-type-options", "nosniff"), *extra], no_store=True)
 
 
-def host_is_loopback(host: str | None) -> bool:
-    """``127.0.0.0/8``, ``localhost`` or ``[::1]``, with or without a port."""
-    if not host:
-        return False
-    name, port = (host[1:].split("]", 1) if host.startswith("[") else (host.partition(":")[::2]))
-    port = port.removeprefix(":") if host.startswith("[") else port
+def host_is_loopback(host: str) -> bool:
+    """``127.0.0.0/8``, ``localhost`` or ``[::1]``, with or without a port (RFC 9110 §7.2)."""
+    if host.startswith("["):
+        name, closed, rest = host[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            return False
+        port = rest[1:]
+    else:
+        name, _, port = host.partition(":")  # a bare IPv6 literal leaves a non-numeric "port": refused
     if port and not port.isdigit():
         return False
     return bool(name) and is_loopback_host(name.lower())
@@ -285,7 +250,7 @@ def token_matches(request: HttpRequest, token: str) -> bool:
 
 
 def gate(request: HttpRequest, token: str) -> HttpResponse | None:
-    """The first three gates; None lets the request through."""
+    """Host, Origin and owner token, in that order; None lets the request through."""
     hosts = request.header_all("host")
     if len(hosts) != 1 or not host_is_loopback(hosts[0]):
         return refusal(421, "misdirected_request", "the owner API answers only to a loopback Host")
@@ -298,6 +263,7 @@ def gate(request: HttpRequest, token: str) -> HttpResponse | None:
 
 
 def parse_body(request: HttpRequest) -> Body:
+    """No body is ``{}``; otherwise an ``application/json`` object."""
     if not request.body.strip():
         return Body({})
     if request.media_type != "application/json":

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.agent import Agent
-from core.errors import InvalidDPoPProof, InvalidGrant, InvalidScope, OwnerError
+from core.errors import InvalidDPoPProof, InvalidGrant, InvalidScope
 from core.events import REQUEST_ARRIVED
 from core.http import HttpResponse, json_response
 from core.oauth.clients import Client
@@ -60,7 +60,7 @@ def issue_pat(agent: Agent, *, client: Client, profile: str, scope: str, proof: 
         raise InvalidScope("a PAT has exactly the scope uma_protection")
     refresh = token(32)
     now = agent.now()
-    connection = {
+    connection: dict[str, Any] = {
         "id": short_id("con"), "client_id": client.client_id, "profile": profile, "scope": UMA_PROTECTION,
         "jkt": proof.jkt if proof else None, "refresh_hash": digest(refresh), "old_refresh_hashes": [],
         "refresh_expires_at": now + agent.settings.pat_refresh_ttl,
@@ -68,8 +68,9 @@ def issue_pat(agent: Agent, *, client: Client, profile: str, scope: str, proof: 
         "sub": pairwise_sub(agent.keys.secret("sub"), "profile", profile, client.client_id),
     }
     with agent.state.locked():
-        for older in agent.state.find(CONNECTIONS, client_id=client.client_id, profile=profile, status="active"):
-            _revoke(agent, older["id"], reason="replaced")
+        older = agent.state.find(CONNECTIONS, client_id=client.client_id, profile=profile, status="active")
+        for replaced in older:
+            _revoke(agent, replaced["id"], reason="replaced")
         agent.state.put(CONNECTIONS, "id", connection)
     agent.audit.append("pat_issued", durable=True, connection_id=connection["id"], client_id=client.client_id,
                        profile=profile, item_id=item_id, dpop=proof is not None)
@@ -105,12 +106,27 @@ def refresh_pat(agent: Agent, ctx: TokenContext, refresh_token: str) -> HttpResp
     return _pat_response(agent, connection, refresh, ctx.proof)
 
 
-def disconnect(agent: Agent, connection_id: str) -> None:
-    """The owner revokes a connection: its PATs stop working and its refresh token is dead (P-05)."""
+def disconnect(agent: Agent, connection_id: str) -> bool:
+    """Revoke a connection (the owner disconnects, or the client revokes its PAT): its PATs stop
+    working and its refresh token is dead (P-05). False when there is no such active connection."""
     with agent.state.locked():
-        if agent.state.get(CONNECTIONS, "id", connection_id) is None:
-            raise OwnerError(f"no connection {connection_id}", status=404)
-        _revoke(agent, connection_id, reason="owner")
+        if active_connection(agent, connection_id) is None:
+            return False
+        _revoke(agent, connection_id, reason="disconnected")
+    return True
+
+
+def revoke_refresh(agent: Agent, client: Client, refresh_token: str) -> bool:
+    """RFC 7009 §2.1: revoking a PAT refresh token ends its connection. False when the token is not
+    a PAT refresh token of this client (the caller then tries other kinds)."""
+    presented = digest(refresh_token)
+    with agent.state.locked():
+        connection = _by_refresh_hash(agent, presented)
+        if connection is None or connection["client_id"] != client.client_id:
+            return False
+        if connection.get("status") == "active":
+            _revoke(agent, connection["id"], reason="revoked_by_client")
+    return True
 
 
 def revoke_from_item(agent: Agent, item_id: str, *, reason: str) -> int:
@@ -132,7 +148,8 @@ def active_connection(agent: Agent, connection_id: object) -> dict[str, Any] | N
 
 
 # steps ---------------------------------------------------------------------------------------------
-def _pat_response(agent: Agent, connection: Mapping[str, Any], refresh: str, proof: Proof | None) -> HttpResponse:
+def _pat_response(agent: Agent, connection: Mapping[str, Any], refresh: str,
+                  proof: Proof | None) -> HttpResponse:
     ttl = agent.settings.pat_ttl
     issued = mint_access_token(
         agent.keys, issuer=agent.issuer, now=agent.clock(), ttl=ttl, sub=connection["sub"],
@@ -145,7 +162,8 @@ def _pat_response(agent: Agent, connection: Mapping[str, Any], refresh: str, pro
 def _by_refresh_hash(agent: Agent, presented: str) -> dict[str, Any] | None:
     # connections change at human speed, so a scan is cheaper than an index kept in step
     for connection in agent.state.all(CONNECTIONS):
-        if connection.get("refresh_hash") == presented or presented in connection.get("old_refresh_hashes", []):
+        hashes = [connection.get("refresh_hash"), *connection.get("old_refresh_hashes", [])]
+        if presented in hashes:
             return connection
     return None
 

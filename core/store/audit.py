@@ -229,9 +229,11 @@ class AuditLog:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait()
+            self._wake.wait(0.5)  # the timeout re-checks _stop even if a wake-up was cleared
             if self._stop.is_set():
                 return
+            if not self._wake.is_set():
+                continue
             self._stop.wait(self._flush_interval)  # gather a group; close() cuts the wait short
             self._wake.clear()
             try:

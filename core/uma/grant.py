@@ -107,7 +107,7 @@ def grant_uma_ticket(agent: Agent, ctx: TokenContext) -> HttpResponse:
         item = inbox.open_access_item(agent, ticket, request, ctx.client, decision)
     new_ticket = tickets.issue_pending(agent, item["id"])
     raise RequestSubmitted("the request waits for the owner", extra={
-        "ticket": new_ticket, "interval": agent.settings.poll_interval}, headers={"cache-control": "no-store"})
+        "ticket": new_ticket, "interval": agent.settings.poll_interval})
 
 
 def _need_info(agent: Agent, ticket: tickets.Ticket, decision: Decision, why: str | None) -> NeedInfo:
