@@ -1,0 +1,130 @@
+"""Black-box: the whole UMA flow over real HTTP against ``consent-agent serve --ui none``, with the
+owner deciding through the ``consent-agent`` CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.agentproc import AgentProcess
+from tests.flow import DEVICE_GRANT, UMA_GRANT, RequestingClient, ResourceServer, person_token
+from tests.kit import IdP
+
+
+@dataclass
+class Live:
+    agent: AgentProcess
+    idp: IdP
+    rs: ResourceServer
+    client: RequestingClient
+    resource: str
+
+    def ticket(self, scopes: list[str]) -> str:
+        return self.rs.ticket({"resource_id": self.resource, "resource_scopes": scopes})
+
+    def inbox_item(self, kind: str) -> dict:
+        items = [i for i in self.agent.cli_json("inbox") if i["kind"] == kind]
+        assert len(items) == 1, items
+        return items[0]
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    data = tmp_path_factory.mktemp("agent")
+    agent = AgentProcess(data)
+    agent.start()
+    http = httpx.Client(timeout=10)
+    try:
+        now = time.time
+        idp = IdP()
+        jwks_file = data.parent / "idp-jwks.json"
+        jwks_file.write_text(json.dumps(idp.key.jwks))
+        agent.cli("trust", "add", idp.issuer, "--jwks-file", str(jwks_file), "--name", "Test hospital IdP")
+
+        rs = ResourceServer(http, agent.issuer, now)
+        rs.register("City Lab", [DEVICE_GRANT, "refresh_token"])
+        device = rs.start_device_flow()
+        assert rs.poll_device(device["device_code"]).json()["error"] == "authorization_pending"
+        connect = [i for i in agent.cli_json("inbox") if i["kind"] == "connect"][0]
+        assert connect["user_code"] == device["user_code"]
+        agent.cli("approve", connect["id"])
+        time.sleep(device["interval"])  # RFC 8628 §3.5: polling faster earns slow_down
+        r = rs.poll_device(device["device_code"])
+        assert r.status_code == 200 and r.json()["token_type"] == "DPoP", r.text
+        resource = rs.register_resource({"name": "Lab results", "resource_scopes": ["read", "write"]})
+
+        client = RequestingClient(http, agent.issuer, now)
+        client.register("Clinic EHR", [UMA_GRANT])
+        yield Live(agent, idp, rs, client, resource)
+    finally:
+        http.close()
+        agent.stop()
+
+
+def test_owner_approves_read_through_cli_and_revokes(live: Live) -> None:
+    ticket = live.ticket(["read", "write"])
+    r = live.client.ask(ticket, id_token=person_token(live.idp, live.client, purpose_of_use="TREAT"))
+    assert r.status_code == 403 and r.json()["error"] == "request_submitted", r.text
+    waiting = r.json()
+    item = live.inbox_item("access")
+    assert item["requester"]["subject"] == "dr-bob" and item["requester"]["verified"] is True
+    assert item["client"]["client_name"] == "Clinic EHR"
+    assert item["permissions"] == [{"resource_id": live.resource, "resource_name": "Lab results",
+                                    "scopes": ["read", "write"]}]
+    assert item["purpose"] == "treatment (TREAT)"
+
+    live.agent.cli("approve", item["id"], "--scopes", "read")
+    r = live.client.ask(waiting["ticket"])
+    assert r.status_code == 200, r.text
+    rpt = r.json()
+    assert rpt["token_type"] == "DPoP"
+    info = live.rs.introspect(rpt["access_token"])
+    assert info["active"] is True
+    assert info["permissions"] == [{"resource_id": live.resource, "resource_scopes": ["read"],
+                                    "exp": info["exp"]}]
+    assert info["cnf"] == {"jkt": live.client.dpop_key.thumbprint}
+
+    [share] = [s for s in live.agent.cli_json("shares") if s["inbox_id"] == item["id"]]
+    assert share["purpose"] == "treatment (TREAT)"
+    live.agent.cli("revoke", share["id"])
+    assert live.rs.introspect(rpt["access_token"]) == {"active": False}
+    audit = live.agent.cli_json("audit", "--limit", "200")
+    assert {"request_submitted", "request_approved", "rpt_issued", "share_revoked"} <= {e["event"] for e in audit}
+
+
+def test_owner_denies_through_cli(live: Live) -> None:
+    r = live.client.ask(live.ticket(["read"]), id_token=person_token(live.idp, live.client, sub="dr-eve"))
+    assert r.json()["error"] == "request_submitted"
+    item = live.inbox_item("access")
+    live.agent.cli("deny", item["id"])
+    r = live.client.ask(r.json()["ticket"])
+    assert r.status_code == 403 and r.json() == {"error": "request_denied"}
+    assert live.agent.cli_json("inbox") == []
+
+
+def test_share_made_ahead_gives_rpt_without_inbox_item(live: Live) -> None:
+    live.agent.cli("share", "--profile", "me", "--resource", live.resource, "--scopes", "read",
+                   "--with", f"sub:{live.idp.issuer}#dr-carol", "--days", "1")
+    r = live.client.ask(live.ticket(["read"]), id_token=person_token(live.idp, live.client, sub="dr-carol"))
+    assert r.status_code == 200, r.text
+    assert live.agent.cli_json("inbox") == []
+    info = live.rs.introspect(r.json()["access_token"])
+    assert info["active"] is True and info["permissions"][0]["resource_scopes"] == ["read"]
+
+
+def test_expired_share_gives_no_rpt(live: Live) -> None:
+    until = (datetime.now(UTC) + timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    live.agent.cli("share", "--profile", "me", "--resource", live.resource, "--scopes", "read",
+                   "--with", f"sub:{live.idp.issuer}#dr-dan", "--until", until)
+    time.sleep(3)
+    r = live.client.ask(live.ticket(["read"]), id_token=person_token(live.idp, live.client, sub="dr-dan"))
+    assert r.status_code == 403 and r.json()["error"] == "request_submitted", r.text
+    item = live.inbox_item("access")
+    live.agent.cli("deny", item["id"])
