@@ -11,7 +11,6 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from starlette.testclient import TestClient
 
 from core.agent import Agent
 from core.asgi import PublicApp
@@ -37,7 +36,10 @@ def make_agent(data_dir: Path, *, clock: FakeClock | None = None, fetch: Any = N
     return agent
 
 
-def http(agent: Agent) -> TestClient:
+def http(agent: Agent) -> Any:
+    """Starlette's TestClient (an ``httpx.Client``) on the agent's public ASGI app."""
+    from starlette.testclient import TestClient
+
     return TestClient(PublicApp(agent, public_router()), base_url=agent.issuer)
 
 

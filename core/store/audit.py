@@ -228,12 +228,10 @@ class AuditLog:
         return [p for _, p in sorted(found)]
 
     def _run(self) -> None:
-        while True:
-            self._wake.wait(0.5)  # the timeout re-checks _stop even if a wake-up was cleared
-            if self._stop.is_set():
-                return
-            if not self._wake.is_set():
-                continue
+        # close() sets _stop before _wake, so a wake-up cleared below is always followed by the
+        # loop test seeing _stop: no lost-wakeup hang, and no polling while idle.
+        while not self._stop.is_set():
+            self._wake.wait()
             self._stop.wait(self._flush_interval)  # gather a group; close() cuts the wait short
             self._wake.clear()
             try:

@@ -133,7 +133,8 @@ def test_rotation_keeps_the_chain_verifiable_across_files(tmp_path: Path, clock:
     assert len(rotated) >= 3 and "audit-1.jsonl" in rotated
     assert all(p.stat().st_size <= 600 + 300 for p in tmp_path.glob("audit*.jsonl"))
     assert [e["seq"] for e in log.iter_all()] == list(range(1, 31))
-    assert log.verify() .ok and log.verify().count == 30
+    check = log.verify()
+    assert (check.ok, check.count) == (True, 30)
     assert [e["i"] for e in log.tail(12)] == list(range(18, 30))
     log.close()
     reopened = AuditLog(tmp_path, clock=clock, max_bytes=600)
@@ -227,9 +228,9 @@ while True:
 @pytest.mark.skipif(os.name == "nt", reason="needs SIGKILL")
 def test_sigkill_never_loses_a_durable_entry_or_breaks_the_chain(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    acknowledged = 0
     for delay in (0.0, 0.01, 0.03, 0.05, 0.08, 0.1, 0.02, 0.04, 0.06, 0.07):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE, env=env)
+        command = [sys.executable, "-c", WRITER, str(tmp_path)]
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, env=env)
         assert proc.stdout is not None
         first = proc.stdout.readline()
         time.sleep(delay)
