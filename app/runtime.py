@@ -44,7 +44,7 @@ from core.store.audit import AuditCorrupt, AuditLog
 log = logging.getLogger("consent_agent.runtime")
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8470
-PASSPHRASE_ENV = "CONSENT_AGENT_PASSPHRASE"  # noqa: S105 (the variable's name, not a secret)
+PASSPHRASE_ENV = "CONSENT_AGENT_PASSPHRASE"
 NO_UI = "UI not available in this build; running headless"
 
 
