@@ -157,7 +157,11 @@ class AuditLog:
         return last["seq"], last["hash"], first["seq"] if first else None
 
     def append(self, event: str, *, durable: bool = False, **fields: Any) -> Entry:
-        """Record ``event`` with ``fields``; returns the entry as chained (with seq and hash)."""
+        """Record ``event`` with ``fields``; returns the entry as chained (with seq and hash).
+
+        If a durable write fails the error propagates, but the entry keeps its place in the chain
+        and stays queued for the next flush (it may still reach disk).
+        """
         if not isinstance(event, str):
             raise TypeError("audit event must be a string")
         if clash := _RESERVED & fields.keys():
