@@ -32,7 +32,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -60,18 +62,21 @@ AIM = 0.25
 # ---------------------------------------------------------------------------------------------
 
 def _pem(key: Any) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode("ascii")
+    raw: bytes = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption())
+    return raw.decode("ascii")
 
 
 def _key(pem: str, kid: str) -> Key:
     return Key(private=serialization.load_pem_private_key(pem.encode("ascii"), password=None), kid=kid)
 
 
-def serve(workdir: Path) -> None:
-    """Child process: build and wire the agent in-process, write setup.json, serve with uvicorn."""
-    import uvicorn
-    from starlette.testclient import TestClient
+def build(data_dir: Path, port: int) -> tuple[Any, Any, dict[str, Any]]:
+    """The agent on the real clock, its public app plus ``GET /bench/bare``, and the world set up
+    in-process (the owner's approval has to happen here): ``(app, agent, setup)``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # starlette's TestClient warns about httpx on import and use
+        from starlette.testclient import TestClient
 
     from core.agent import Agent
     from core.asgi import PublicApp, Route, Router
@@ -85,14 +90,6 @@ def serve(workdir: Path) -> None:
     from core.store.audit import AuditLog
     from tests.flow import DEVICE_GRANT, RequestingClient, ResourceServer
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((HOST, 0))
-    sock.listen(2048)
-    port = sock.getsockname()[1]
-
-    data_dir = workdir / "agent"
-    data_dir.mkdir()
     settings = Settings(data_dir=data_dir, public_url=f"http://{HOST}:{port}")
     agent = Agent(settings=settings, keys=open_keyring(data_dir, clock=system_clock, plaintext_dev=True),
                   state=State(data_dir / "state"), audit=AuditLog(data_dir / "audit", clock=system_clock),
@@ -103,11 +100,13 @@ def serve(workdir: Path) -> None:
 
     app = PublicApp(agent, Router([*public_routes(), Route("/bench/bare", {"GET": bare}, "bench only")]))
 
-    # setup, in-process: the owner's approval has to happen here
     owner = Owner(agent)
     idp = IdP(issuer=IDP_ISSUER)
     owner.trust_add(idp.issuer, jwks=idp.key.jwks, name="Bench IdP")
-    with TestClient(app, base_url=agent.issuer) as http:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        http = TestClient(app, base_url=agent.issuer)
+    with http:
         rs = ResourceServer(http, agent.issuer, system_clock)
         rs.register("Bench lab records", [DEVICE_GRANT, "refresh_token"])
         dev = rs.start_device_flow()
@@ -125,10 +124,33 @@ def serve(workdir: Path) -> None:
              "pat": rs.pat, "rs_dpop_key": _pem(rs.dpop_key.private), "rs_dpop_kid": rs.dpop_key.kid,
              "client_id": client.client_id, "client_key": _pem(client.key.private), "client_kid": client.key.kid,
              "idp_issuer": idp.issuer, "idp_key": _pem(idp.key.private), "idp_kid": idp.key.kid}
+    return app, agent, setup
+
+
+def _exit_with_parent(parent: int, workdir: Path) -> None:
+    """Stop serving, and clean up, if the bench process dies without stopping us (``kill -9``)."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    shutil.rmtree(workdir, ignore_errors=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def serve(workdir: Path) -> None:
+    """Child process: bind a free port, build the agent for it, write setup.json, serve with uvicorn."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((HOST, 0))
+    sock.listen(2048)  # clients may connect now; uvicorn accepts them once it runs
+    data_dir = workdir / "agent"
+    data_dir.mkdir()
+    app, agent, setup = build(data_dir, sock.getsockname()[1])
     tmp = workdir / "setup.json.tmp"
     tmp.write_text(json.dumps(setup))
     tmp.replace(workdir / "setup.json")
 
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(), workdir), daemon=True).start()
     config = uvicorn.Config(app, loop="uvloop", http="httptools", log_level="warning", access_log=False,
                             lifespan="on", timeout_keep_alive=60)
     try:
@@ -223,11 +245,17 @@ def tickets_from(result: Result) -> list[str]:
     return [json.loads(b)["ticket"] for b in result.bodies if b'"ticket"' in b]
 
 
+def cpu_per_request(r: Result) -> float | None:
+    """Server CPU microseconds per request: steadier than req/s when other work shares the cores."""
+    return None if r.server_cpu is None else 1e6 * r.server_cpu / r.requests
+
+
 def row(label: str, r: Result) -> str:
     srv = "n/a" if r.server_cpu is None else f"{100 * r.server_cpu / r.seconds:.0f}%"
-    return (f"{label:<22} {r.requests:>8} {r.seconds:>8.2f} {r.rate:>9.0f} {r.percentile(50):>8.2f} "
-            f"{r.percentile(99):>8.2f} {r.non_2xx:>7} {r.failures:>6} {srv:>7} "
-            f"{100 * r.client_cpu / r.seconds:>6.0f}%")
+    per = cpu_per_request(r)
+    return (f"{label:<22} {r.requests:>8} {r.seconds:>7.2f} {r.rate:>8.0f} {r.percentile(50):>7.2f} "
+            f"{r.percentile(99):>7.2f} {r.non_2xx:>7} {r.failures:>6} {srv:>7} "
+            f"{'n/a' if per is None else f'{per:.0f}':>10} {100 * r.client_cpu / r.seconds:>6.0f}%")
 
 
 def bench(args: argparse.Namespace) -> int:
@@ -245,7 +273,6 @@ def bench(args: argparse.Namespace) -> int:
         # warm the server up on both paths (the grant warm-up needs its own tickets)
         run_sync("warm bare", HOST, port, gen.bare(max(1000, n_bare // 10)), concurrency=c)
 
-        t = time.perf_counter()
         perm = run_sync("permission", HOST, port, gen.permission(n + warm), concurrency=c, check=is_ticket,
                         keep_bodies=True, server_pid=pid)
         tickets = tickets_from(perm)
@@ -271,14 +298,17 @@ def bench(args: argparse.Namespace) -> int:
 
     print(f"UMA grant vs bare JSON route: one uvicorn worker (uvloop, httptools), {c} keep-alive connections; "
           f"{n + warm} grant requests signed in {signing:.1f} s before timing")
-    print(f"{'route':<22} {'requests':>8} {'seconds':>8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'non-2xx':>7} {'failed':>6} {'srv cpu':>7} {'gen cpu':>7}")
+    print(f"{'route':<22} {'requests':>8} {'seconds':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'non-2xx':>7} {'failed':>6} {'srv cpu':>7} {'srv us/req':>10} {'gen cpu':>7}")
     print(row("GET /bench/bare", bare))
     print(row("POST /token uma-ticket", grant))
     print(row("POST /permission *", perm))
     print("* tickets for the grant requests, made before the timed phases; not part of the ratio")
     ratio = grant.rate / bare.rate if bare.rate else 0.0
     print(f"ratio grant/bare = {ratio:.2f} (aim >= {AIM})")
+    cb, cg = cpu_per_request(bare), cpu_per_request(grant)
+    if cb and cg:
+        print(f"  same ratio from server CPU per request: {cb:.0f} us / {cg:.0f} us = {cb / cg:.2f}")
     if grant.failures:
         print(f"FAILED: {grant.failures} grant requests did not get 200 + access_token; first: {grant.first_failure}")
         return 1

@@ -8,6 +8,7 @@ without a second HTTP hop and lets tests call handlers directly.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,8 @@ from core.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 
 NO_STORE = (("cache-control", "no-store"), ("pragma", "no-cache"))
 MAX_FORM_FIELDS = 64
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+"""A ``%`` not followed by two hex digits (RFC 3986 §2.1; WHATWG URL form decoding would keep it)."""
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,12 @@ class HttpRequest:
             text = self.body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvalidRequest("the body is not UTF-8") from exc
+        if _BAD_ESCAPE.search(text):
+            raise InvalidRequest("the form body has an invalid percent-encoding")
         try:
+            # errors="strict": an escape that decodes to invalid UTF-8 is refused, not replaced
             pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text),
-                              max_num_fields=MAX_FORM_FIELDS)
+                              max_num_fields=MAX_FORM_FIELDS, errors="strict")
         except ValueError as exc:
             raise InvalidRequest("the form body is malformed") from exc
         return unique_params(pairs, "form")
@@ -75,9 +81,43 @@ class HttpRequest:
         if self.media_type != "application/json":
             raise UnsupportedMediaType("the body must be application/json", status=400)
         try:
-            return json.loads(self.body.decode("utf-8"))
+            value = json.loads(self.body.decode("utf-8"), object_pairs_hook=_unique_members,
+                               parse_constant=_not_json)
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise InvalidRequest("the body is not valid JSON") from exc
+        if _holds_nul(value):
+            raise InvalidRequest("the body holds a NUL character")
+        return value
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A member given twice is a parameter given twice (UMA FedAuthz §3.2, RFC 6749 §3.1)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"member {key!r} is repeated")
+        out[key] = value
+    return out
+
+
+def _not_json(text: str) -> Any:
+    raise ValueError(f"{text} is not JSON (RFC 8259 §6)")
+
+
+def _holds_nul(value: Any) -> bool:
+    """Like the form parser, refuse NUL anywhere (iteratively: the JSON may be deeply nested)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def unique_params(pairs: Iterable[tuple[str, str]], where: str) -> dict[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ ASYMMETRIC_ALGS = frozenset({"ES256", "ES384", "ES512", "EdDSA", "Ed25519", "PS2
 PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _ALG_ALIASES = {"Ed25519": "EdDSA"}
 _ALGS = get_default_algorithms()
+MAX_NUMERIC_DATE = 2**53
+"""Larger or non-finite "NumericDate" values cannot be compared or stored safely (RFC 7519 §2)."""
 
 
 class JoseError(ValueError):
@@ -39,6 +42,22 @@ def b64url_decode(text: str) -> bytes:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (ValueError, TypeError) as exc:
         raise JoseError("not base64url") from exc
+
+
+def _not_json(text: str) -> Any:
+    raise ValueError(f"{text} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def loads(data: bytes | str) -> Any:
+    """Strict RFC 8259 JSON: no ``NaN``/``Infinity``, no number that overflows to infinity."""
+    return json.loads(data, parse_constant=_not_json, parse_float=_finite)
 
 
 def sha256_b64url(data: str | bytes) -> str:
@@ -93,7 +112,7 @@ def unverified_header(token: str, *, max_size: int) -> dict[str, Any]:
     if token.count(".") != 2:
         raise JoseError("token is not a compact JWS")
     try:
-        header = json.loads(b64url_decode(token.split(".", 1)[0]))
+        header = loads(b64url_decode(token.split(".", 1)[0]))
     except (ValueError, UnicodeDecodeError) as exc:
         raise JoseError("token header is not JSON") from exc
     if not isinstance(header, dict) or not isinstance(header.get("alg"), str):
@@ -127,7 +146,7 @@ def verify_jws(token: str, resolve_key: KeyResolver, algs: Iterable[str], *, max
     if not ok:
         raise JoseError("signature does not verify")
     try:
-        claims = json.loads(b64url_decode(signing_input.split(".", 1)[1]))
+        claims = loads(b64url_decode(signing_input.split(".", 1)[1]))
     except (ValueError, UnicodeDecodeError) as exc:
         raise JoseError("token payload is not JSON") from exc
     if not isinstance(claims, dict):
@@ -140,13 +159,14 @@ def check_times(claims: Mapping[str, Any], now: float, *, leeway: int = 30, requ
     """``exp``, ``nbf`` and ``iat`` checks with an injected ``now`` (RFC 7519 §4.1.4–4.1.6)."""
     for name in ("exp", "nbf", "iat"):
         value = claims.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not -MAX_NUMERIC_DATE <= value <= MAX_NUMERIC_DATE):
             raise JoseError(f"{name} is not a number")
     exp = claims.get("exp")
     if exp is None:
         if require_exp:
             raise JoseError("exp is missing")
-    elif now > exp + leeway:
+    elif now >= exp + leeway:  # RFC 7519 §4.1.4: not on or after exp
         raise JoseError("token has expired")
     nbf = claims.get("nbf")
     if nbf is not None and now + leeway < nbf:

@@ -24,10 +24,11 @@ PATH_PARAM = re.compile(r"\{(\w+)\}")
 PARAM_PATTERN = "^[A-Za-z0-9_-]{1,128}$"
 """What :meth:`core.asgi.Route.pattern` accepts for a path parameter."""
 
-PAT = ({"patBearer": []}, {"patDPoP": []})
-CLIENT = ({"clientSecretBasic": []}, {})
+Security = tuple[Mapping[str, list[str]], ...]
+PAT: Security = ({"patBearer": []}, {"patDPoP": []})
+CLIENT: Security = ({"clientSecretBasic": []}, {})
 """``{}``: ``client_secret_post``, ``private_key_jwt`` and ``none`` travel in the form body."""
-RAT = ({"registrationAccessToken": []},)
+RAT: Security = ({"registrationAccessToken": []},)
 
 SECURITY_SCHEMES: dict[str, Any] = {
     "patBearer": {"type": "http", "scheme": "bearer",
@@ -51,7 +52,7 @@ class Extra:
     body: str | None = None
     """Request media type, if the operation takes a body."""
     produces: str = JSON
-    security: tuple[Mapping[str, list[str]], ...] = ()
+    security: Security = ()
 
 
 EXTRAS: dict[tuple[str, str], Extra] = {

@@ -57,7 +57,8 @@ def authenticate_pat(agent: Agent, request: HttpRequest) -> Pat:
     check_scope(agent, claims, scheme)
     jkt = check_binding(agent, request, token, scheme, claims)
     connection = active_connection(agent, claims.get("gid"))
-    if connection is None or connection.get("client_id") != claims.get("client_id"):
+    if (connection is None or connection.get("client_id") != claims.get("client_id")
+            or agent.client(str(connection["client_id"])) is None):  # RFC 7592 §2.3: a deleted client's tokens die
         raise InvalidToken("this PAT's connection was revoked",
                            headers=challenge(agent, scheme, "invalid_token"))
     return Pat(connection["id"], connection["client_id"], connection["profile"], jkt, claims)

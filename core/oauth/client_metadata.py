@@ -151,7 +151,6 @@ def fetch_jwks(agent: Agent, url: str) -> dict[str, Any]:
     return dict(doc)
 
 
-
 # ---- member checks: each raises or returns nothing --------------------------------------------
 
 def check_text(agent: Agent, name: str, value: Any) -> None:

@@ -39,7 +39,7 @@ _USER_CODE = re.compile(f"[{USER_CODE_ALPHABET}]{{4}}-?[{USER_CODE_ALPHABET}]{{4
 def device_authorization(agent: Agent, request: HttpRequest, params: Mapping[str, str]) -> HttpResponse:
     """RFC 8628 §3.1, §3.2: authenticate the client, open a connect item, answer the codes."""
     s = agent.settings
-    form = request.form()
+    form = request.form() if request.body else {}  # every parameter is optional for a confidential client
     client = authenticate_client(agent, request, form, endpoint=s.endpoint("/device_authorization"))
     if DEVICE_CODE not in client.grant_types:
         raise UnauthorizedClient("this client is not registered for the device_code grant")

@@ -90,7 +90,9 @@ def check_proof(agent: Agent, request: HttpRequest, *, access_token: str | None 
         raise error("htm does not match the request method")
     if not isinstance(htu, str) or normalize_htu(htu) != normalize_htu(s.endpoint(request.path)):
         raise error("htu does not match this endpoint's public URL")
-    if isinstance(iat, bool) or not isinstance(iat, int | float) or abs(agent.clock() - iat) > s.dpop_iat_window:
+    now, window = agent.clock(), s.dpop_iat_window
+    # a chained comparison: exact for huge integers, and false for NaN, so both are refused
+    if isinstance(iat, bool) or not isinstance(iat, int | float) or not now - window <= iat <= now + window:
         raise error("iat is outside the accepted window")
     if access_token is not None and claims.get("ath") != jose.sha256_b64url(access_token):
         raise error("ath does not match the access token")

@@ -40,6 +40,8 @@ def describe(agent: Agent, pat: Pat, presented: str) -> dict[str, Any]:
         return INACTIVE
     if claims.get("aud") != pat.client_id:
         return INACTIVE  # G-24: an RPT is for one resource server only
+    if agent.client(str(claims.get("client_id"))) is None:
+        return INACTIVE  # RFC 7592 §2.3: a deleted client's tokens die with it
     if "permissions" in claims:
         return _rpt(agent, claims)
     if claims.get("scope") == UMA_PROTECTION and claims.get("gid") == pat.connection_id:

@@ -183,7 +183,7 @@ def _check_usable(agent: Agent, connection: Mapping[str, Any]) -> None:
 
 def _check_scope(requested: str | None) -> None:
     """RFC 6749 §6: a refresh may narrow the scope, never widen it; a PAT has only one."""
-    if requested is not None and scopes_of(requested) != [UMA_PROTECTION]:
+    if requested and scopes_of(requested) != [UMA_PROTECTION]:
         raise InvalidScope("a PAT has exactly the scope uma_protection")
 
 

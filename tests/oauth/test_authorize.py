@@ -43,7 +43,8 @@ def agent(tmp_path: Path, clock: FakeClock) -> Iterator[Agent]:
 @pytest.fixture
 def web(agent: Agent) -> TestClient:
     register(agent)
-    return http(agent)
+    client: TestClient = http(agent)
+    return client
 
 
 def register(agent: Agent, client_id: str = "lab", *, redirect_uris: list[str] | None = None,
@@ -64,7 +65,8 @@ def query(**over: str | None) -> dict[str, str]:
 
 
 def visit(web: TestClient, **over: str | None) -> httpx.Response:
-    return web.get("/authorize", params=query(**over), follow_redirects=False)
+    r: httpx.Response = web.get("/authorize", params=query(**over), follow_redirects=False)
+    return r
 
 
 def redirected(r: httpx.Response) -> dict[str, list[str]]:

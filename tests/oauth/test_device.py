@@ -53,13 +53,17 @@ def agent(tmp_path: Path, clock: FakeClock) -> Iterator[Agent]:
 
 @pytest.fixture
 def web(agent: Agent) -> TestClient:
-    return http(agent)
+    client: TestClient = http(agent)
+    return client
 
 
 def start(web: TestClient, client_id: str = "hub", **form: str) -> httpx.Response:
+    r: httpx.Response
     if client_id == "meter":
-        return web.post("/device_authorization", data={"client_id": "meter", **form})
-    return web.post("/device_authorization", data=form, headers=basic(client_id, "s3cret"))
+        r = web.post("/device_authorization", data={"client_id": "meter", **form})
+    else:
+        r = web.post("/device_authorization", data=form, headers=basic(client_id, "s3cret"))
+    return r
 
 
 def poll(web: TestClient, agent: Agent, device_code: str, client_id: str = "hub",
@@ -70,7 +74,8 @@ def poll(web: TestClient, agent: Agent, device_code: str, client_id: str = "hub"
         form["client_id"] = "meter"
     if key is not None:
         headers["DPoP"] = dpop_proof(key, "POST", ISSUER + "/token", agent.clock())
-    return web.post("/token", data=form, headers=headers)
+    r: httpx.Response = web.post("/token", data=form, headers=headers)
+    return r
 
 
 def item_of(agent: Agent, device_code: str) -> dict[str, Any]:

@@ -36,7 +36,8 @@ def agent(tmp_path: Path) -> Iterator[Agent]:
 
 @pytest.fixture
 def client(agent: Agent) -> TestClient:
-    return http(agent)
+    c: TestClient = http(agent)
+    return c
 
 
 @pytest.fixture

@@ -51,7 +51,8 @@ def agent(tmp_path: Path, clock: FakeClock) -> Iterator[Agent]:
 
 @pytest.fixture
 def web(agent: Agent) -> TestClient:
-    return http(agent)
+    client: TestClient = http(agent)
+    return client
 
 
 @pytest.fixture
@@ -70,7 +71,7 @@ def code_for(agent: Agent, web: TestClient, client_id: str = "lab", *, profile: 
     (item,) = agent.state.find("inbox", kind="connect", status="pending")
     agent.state.update("inbox", "id", item["id"], {"status": "approved", "profile": profile,
                                                    "decided_at": agent.now()})
-    r = web.get("/authorize", params=q, follow_redirects=False)
+    r: httpx.Response = web.get("/authorize", params=q, follow_redirects=False)
     return parse_qs(urlsplit(r.headers["location"]).query)["code"][0]
 
 
@@ -81,7 +82,8 @@ def post_token(web: TestClient, agent: Agent, form: dict[str, str], *, client_id
         form = {**form, "client_id": "app"}
     if key is not None:
         headers["DPoP"] = dpop_proof(key, "POST", ISSUER + "/token", agent.clock())
-    return web.post("/token", data=form, headers=headers)
+    r: httpx.Response = web.post("/token", data=form, headers=headers)
+    return r
 
 
 def redeem(web: TestClient, agent: Agent, code: str, *, client_id: str = "lab", key: Key | None = None,

@@ -29,7 +29,8 @@ def agent(tmp_path: Path) -> Iterator[Agent]:
 
 @pytest.fixture
 def client(agent: Agent) -> TestClient:
-    return http(agent)
+    c: TestClient = http(agent)
+    return c
 
 
 def register(client: TestClient, **meta: Any) -> Any:
@@ -112,7 +113,8 @@ def test_the_record_keeps_hashes_not_secrets_and_how_the_client_registered(agent
     assert rec["rat_hash"] == digest(reg["registration_access_token"])
     assert rec["registration"] == "dynamic"
     assert "unknown_member" not in rec["metadata"]
-    assert "client_secret" not in json.dumps(rec["metadata"])
+    stored = json.dumps(rec)
+    assert reg["client_secret"] not in stored and reg["registration_access_token"] not in stored
     found = agent.client(reg["client_id"])
     assert found is not None and found.auth_method == "client_secret_basic"
 
