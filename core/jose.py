@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from jwt.algorithms import get_default_algorithms
 
 ASYMMETRIC_ALGS = frozenset({"ES256", "ES384", "ES512", "EdDSA", "Ed25519", "PS256", "PS384", "PS512",
@@ -71,16 +74,40 @@ _THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x"
 def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
     """RFC 7638 §3: SHA-256 over the required members in lexicographic order."""
     members = _THUMBPRINT_MEMBERS.get(str(jwk.get("kty")))
-    if members is None or any(not isinstance(jwk.get(m), str) for m in members):
-        raise JoseError("unsupported or incomplete JWK")
+    if members is None:
+        raise JoseError(f"no RFC 7638 thumbprint for kty {jwk.get('kty')!r}")
+    if any(not isinstance(jwk.get(m), str) for m in members):
+        raise JoseError(f"a {jwk['kty']} JWK needs string members {', '.join(members)}")
     canon = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
     return sha256_b64url(canon.encode("utf-8"))
 
 
+_KEY_CACHE: dict[tuple[str, str], Any] = {}
+_KEY_CACHE_MAX = 4096
+
+
 def public_key_from_jwk(jwk: Mapping[str, Any], alg: str) -> Any:
-    """A verification key for ``alg`` from a public JWK; private members are refused (RFC 9449 §4.3)."""
+    """A verification key for ``alg`` from a public JWK; private members are refused (RFC 9449 §4.3).
+
+    Parsed keys are memoised by their canonical JSON: the same client, DPoP or issuer key arrives
+    on request after request, and rebuilding it costs more than verifying with it.
+    """
     if not isinstance(jwk, Mapping):
         raise JoseError("jwk must be an object")
+    try:
+        cache_key = (alg, json.dumps(jwk, sort_keys=True, separators=(",", ":")))
+    except (TypeError, ValueError) as exc:
+        raise JoseError("jwk is not plain JSON") from exc
+    key = _KEY_CACHE.get(cache_key)
+    if key is None:
+        key = _public_key_from_jwk(jwk, alg)
+        if len(_KEY_CACHE) >= _KEY_CACHE_MAX:
+            _KEY_CACHE.clear()
+        _KEY_CACHE[cache_key] = key
+    return key
+
+
+def _public_key_from_jwk(jwk: Mapping[str, Any], alg: str) -> Any:
     if PRIVATE_JWK_MEMBERS & set(jwk):
         raise JoseError("jwk carries private key members")
     alg = _ALG_ALIASES.get(alg, alg)
@@ -183,6 +210,15 @@ def audience_contains(claims: Mapping[str, Any], wanted: Iterable[str]) -> bool:
     values = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
     want = set(wanted)
     return any(isinstance(a, str) and a in want for a in values)
+
+
+def sign_es256(claims: Mapping[str, Any], key: ec.EllipticCurvePrivateKey, headers: Mapping[str, Any]) -> str:
+    """Compact JWS with ES256 (RFC 7515, RFC 7518 §3.4: the signature is R || S, 32 bytes each)."""
+    header = {"alg": "ES256", **headers}
+    signing_input = (b64url(json.dumps(header, separators=(",", ":")).encode("utf-8")) + "."
+                     + b64url(json.dumps(claims, separators=(",", ":")).encode("utf-8")))
+    r, s = decode_dss_signature(key.sign(signing_input.encode("ascii"), ec.ECDSA(hashes.SHA256())))
+    return signing_input + "." + b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
 
 
 def encode_unsigned_segment(data: Mapping[str, Any]) -> str:

@@ -11,7 +11,6 @@ Storage and its protection live in :mod:`core.keystore`; this module owns what i
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import secrets
@@ -28,29 +27,15 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from core import keystore
 from core.clock import Clock
-from core.keystore import KeyStoreError, b64url, os_keychain_usable, unb64url
+from core.jose import PRIVATE_JWK_MEMBERS, b64url, jwk_thumbprint, sign_es256
+from core.keystore import KeyStoreError, os_keychain_usable, unb64url
 
 __all__ = ["KeyRing", "KeyStoreError", "SigningKey", "jwk_thumbprint", "open_keyring", "os_keychain_usable",
            "restore_into", "verify_identity_jws", "verify_signed_jwks"]
 
 JWKS_TYP = "jwk-set+jwt"
 MAX_JWS_BYTES = 64 * 1024
-_THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x"), "RSA": ("e", "kty", "n")}
-_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _CLOCK_SKEW = 60
-
-
-def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
-    """RFC 7638 §3: SHA-256 over the required members only, sorted, no whitespace, base64url.
-    Raises ``ValueError`` for a key type or member it cannot hash (callers map it to their error)."""
-    members = _THUMBPRINT_MEMBERS.get(str(jwk.get("kty")))
-    if members is None:
-        raise ValueError(f"no RFC 7638 thumbprint for kty {jwk.get('kty')!r}")
-    if not all(isinstance(jwk.get(m), str) for m in members):
-        raise ValueError(f"a {jwk['kty']} JWK needs string members {', '.join(members)}")
-    canonical = json.dumps({m: jwk[m] for m in members}, sort_keys=True, separators=(",", ":"),
-                           ensure_ascii=False)
-    return b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
 
 
 def _public_jwk(key: ec.EllipticCurvePublicKey) -> dict[str, str]:
@@ -121,6 +106,7 @@ class KeyRing:
         self.protection = store.protection
         self._published = published
         self._master = master_secret
+        self._derived: dict[str, bytes] = {}
         self._store = store
         self._lock = threading.Lock()
 
@@ -149,7 +135,7 @@ class KeyRing:
             raise ValueError("extra_headers may not set alg, typ or kid")
         key = self.current()
         headers = {**extra, "typ": typ, "kid": key.kid}
-        return jwt.encode(claims, key.private_key, algorithm="ES256", headers=headers)
+        return sign_es256(claims, key.private_key, headers)
 
     def sign_with_identity(self, payload: dict[str, Any], *, typ: str) -> str:
         """A JWS whose ``jwk`` header (RFC 7515 §4.1.3) carries the identity public key, checkable
@@ -166,9 +152,12 @@ class KeyRing:
         DPoP nonces, cookies), none revealing another or the master."""
         if not label:
             raise ValueError("secret label must not be empty")
-        info = b"consent-agent/v1/" + label.encode("utf-8")
-        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info)
-        return hkdf.derive(self._master)
+        derived = self._derived.get(label)
+        if derived is None:
+            info = b"consent-agent/v1/" + label.encode("utf-8")
+            derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(self._master)
+            self._derived[label] = derived
+        return derived
 
     def rotate_if_due(self, now: int, *, every_days: int = 30, keep_seconds: int = 7 * 86400) -> bool:
         """Retires the current key once it is ``every_days`` old and makes a new one; drops retired
@@ -289,7 +278,7 @@ def verify_identity_jws(token: str, agent_id: str, *, typ: str) -> dict[str, Any
     try:
         header = jwt.get_unverified_header(token)
         jwk = header.get("jwk")
-        if header.get("alg") != "ES256" or not isinstance(jwk, dict) or _PRIVATE_MEMBERS & jwk.keys():
+        if header.get("alg") != "ES256" or not isinstance(jwk, dict) or PRIVATE_JWK_MEMBERS & jwk.keys():
             raise KeyStoreError("the signed document is not an ES256 JWS with a public jwk header")
         if str(header.get("typ", "")).lower().removeprefix("application/") != typ:
             raise KeyStoreError(f"the signed document is not of type {typ}")
@@ -323,6 +312,6 @@ def verify_signed_jwks(token: str, agent_id: str, *, now: int | None = None,
         raise KeyStoreError("the signed JWKS is too old")
     if not isinstance(keys, list) or not all(isinstance(k, dict) and "kty" in k for k in keys):
         raise KeyStoreError("the signed JWKS has no list of keys")
-    if any(_PRIVATE_MEMBERS & k.keys() for k in keys):
+    if any(PRIVATE_JWK_MEMBERS & k.keys() for k in keys):
         raise KeyStoreError("the signed JWKS carries private key members")
     return {"keys": keys}

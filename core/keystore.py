@@ -32,6 +32,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from core.jose import b64url
+
 FORMAT = 1
 FILE_NAME = "keys.json"
 KEYCHAIN_SERVICE = "consent-agent"
@@ -43,11 +45,6 @@ PLAINTEXT_WARNING = "development mode: these private keys are NOT encrypted"
 
 class KeyStoreError(Exception):
     """Keys cannot be created, opened or verified; the message is one line meant for the owner."""
-
-
-def b64url(data: bytes) -> str:
-    """RFC 7515 §2 base64url without padding."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def unb64url(text: str) -> bytes:

@@ -60,9 +60,14 @@ class AtomicJSONStorage(Storage):
     """Crash-safe JSON file storage for TinyDB: ``TinyDB(path, storage=AtomicJSONStorage)``.
 
     Extra keyword arguments are passed to ``json.dumps`` (for example ``indent`` while debugging);
-    the default output is compact. The file is created with mode 0o600 on the first write. Reads
-    go to disk every time, so two instances on the same file see each other's writes (though only
-    one process should write: concurrent writers still lose each other's updates).
+    the default output is compact. The file is created with mode 0o600 on the first write.
+
+    The agent is the only writer of its files, so the parsed state is kept in memory after the
+    first read and replaced on every successful write: lookups on the hot path (clients, resources,
+    shares) no longer re-read and re-parse the file. The file's identity (mtime, size, inode) is
+    checked on each read, so an outside change is still picked up. A failed write drops the cache,
+    because TinyDB mutates the read state before writing it. Callers must treat what ``read``
+    returns as read-only.
     """
 
     def __init__(self, path: str | Path, **kwargs: Any) -> None:
@@ -70,6 +75,8 @@ class AtomicJSONStorage(Storage):
         self.path = Path(path)
         self._dumps_kwargs: dict[str, Any] = {"separators": (",", ":"), **kwargs}
         self._closed = False
+        self._cached: dict[str, dict[str, Any]] | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._remove_stale_temp_files()
 
     def _remove_stale_temp_files(self) -> None:
@@ -84,6 +91,13 @@ class AtomicJSONStorage(Storage):
     def read(self) -> dict[str, dict[str, Any]] | None:
         """Return the stored state, or ``None`` when nothing has been written yet."""
         try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if self._cached is not None and stamp == self._stamp:
+            return self._cached
+        try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             return None
@@ -95,12 +109,14 @@ class AtomicJSONStorage(Storage):
             raise StorageCorrupt(self.path, str(exc)) from exc
         if not isinstance(data, dict):
             raise StorageCorrupt(self.path, f"top level is {type(data).__name__}, not an object")
+        self._cached, self._stamp = data, stamp
         return data
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
         """Replace the stored state; when this returns the new state is durable."""
         if self._closed:
             raise ValueError(f"storage {self.path} is closed")
+        self._cached = self._stamp = None
         payload = json.dumps(data, **self._dumps_kwargs).encode("utf-8")
         directory = self.path.parent
         fd, temp_name = tempfile.mkstemp(prefix=_temp_prefix(self.path), dir=directory)
@@ -115,6 +131,8 @@ class AtomicJSONStorage(Storage):
                 os.unlink(temp_name)
             raise
         fsync_directory(directory)
+        st = os.stat(self.path)
+        self._cached, self._stamp = json.loads(payload), (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def close(self) -> None:
         """Refuse further writes; there is no handle to release because none is kept open."""

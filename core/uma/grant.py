@@ -87,6 +87,9 @@ def grant_uma_ticket(agent: Agent, ctx: TokenContext) -> HttpResponse:
     permissions = requested_permissions(agent, ctx.client, ticket, p.scopes)
     requester, refused_claims = who_asks(agent, ctx, p)
     item = inbox.get(agent, ticket.inbox_id) if ticket.inbox_id else None
+    if item is not None and (item.get("client") or {}).get("client_id") != ctx.client.client_id:
+        # the waiting request holds what *its* client proved (§5.2): another client gets nothing of it
+        raise InvalidGrant("the ticket was issued to another client")
     if item is not None and requester is None and item.get("requester"):
         requester = Requester.from_dict(item["requester"])
     purpose = claims_mod.purpose_of(requester) or (item or {}).get("purpose")

@@ -197,8 +197,8 @@ def test_G10_a_garbage_claim_token_is_need_info_with_a_new_ticket(world: World) 
 
 def test_G10_an_expired_id_token_is_need_info_not_success(world: World) -> None:
     world.share_with_person(["read"])
-    token = world.id_token()
-    world.clock.advance(3600)
+    token = world.id_token()  # valid for 600 s
+    world.clock.advance(700)
     r = world.client.ask(world.ticket(), id_token=token)
     assert r.status_code == 403
     assert error_of(r) == "need_info"
@@ -334,6 +334,22 @@ def test_G18_another_clients_pct_is_no_better_than_none(world: World) -> None:
     stolen = c2.ask(world.ticket(), pct=pct)
     assert stolen.status_code == without.status_code == 403
     assert error_of(stolen) == error_of(without) == "need_info"
+
+
+def test_G18_a_waiting_ticket_taken_to_another_client_does_not_carry_the_requesting_party(world: World) -> None:
+    waiting = world.client.ask(world.ticket(), id_token=world.id_token(sub="dr-bob")).json()["ticket"]
+    world.share_with_person(["read"], "dr-bob")  # the owner shares with Dr. Bob directly
+    thief = world.new_client()
+    r = thief.ask(waiting)  # proves nothing about Dr. Bob
+    assert r.status_code == 400
+    assert error_of(r) == "invalid_grant"
+
+
+def test_G18_the_client_that_waits_keeps_its_proven_requesting_party(world: World) -> None:
+    waiting = world.client.ask(world.ticket(), id_token=world.id_token(sub="dr-bob")).json()["ticket"]
+    world.share_with_person(["read"], "dr-bob")
+    r = world.client.ask(waiting)
+    assert r.status_code == 200, r.text
 
 
 def test_G19_an_upgrade_includes_the_old_permissions_and_says_upgraded(world: World) -> None:

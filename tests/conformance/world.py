@@ -71,6 +71,22 @@ def hs256(claims: dict[str, Any], secret: bytes, header: dict[str, Any] | None =
     return f"{signing_input}.{b64(mac)}"
 
 
+def sign_text(key: Key, header: dict[str, Any], payload_text: str) -> str:
+    """A JWS over an exact payload text (for numbers JSON cannot hold, such as ``NaN`` or ``1e400``)."""
+    signing_input = f"{segment({'alg': key.kind, **header})}.{b64(payload_text.encode('utf-8'))}"
+    if key.kind in ("EdDSA", "Ed25519"):
+        signature = key.private.sign(signing_input.encode("ascii"))
+    else:
+        signature = jwt.algorithms.ECAlgorithm(jwt.algorithms.ECAlgorithm.SHA256).sign(
+            signing_input.encode("ascii"), key.private)
+    return f"{signing_input}.{b64(signature)}"
+
+
+def proof_jwk(key: Key) -> dict[str, Any]:
+    """The public JWK as a DPoP proof header carries it."""
+    return {k: v for k, v in key.public_jwk.items() if k not in ("kid", "use", "alg")}
+
+
 def payload(token: str) -> dict[str, Any]:
     return dict(jwt.decode(token, options={"verify_signature": False}))
 
