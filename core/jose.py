@@ -59,8 +59,12 @@ def _finite(text: str) -> float:
 
 
 def loads(data: bytes | str) -> Any:
-    """Strict RFC 8259 JSON: no ``NaN``/``Infinity``, no number that overflows to infinity."""
-    return json.loads(data, parse_constant=_not_json, parse_float=_finite)
+    """Strict RFC 8259 JSON: no ``NaN``/``Infinity``, no number that overflows to infinity; nesting
+    too deep for the parser is a ``ValueError`` like any other malformed JSON."""
+    try:
+        return json.loads(data, parse_constant=_not_json, parse_float=_finite)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
 
 
 def sha256_b64url(data: str | bytes) -> str:

@@ -216,9 +216,8 @@ class Owner:
         if share.revoked_at is None:
             agent.state.update("shares", "id", share_id, {"revoked_at": agent.now()})
         tokens = agent.registry.revoke_where(share_id=share_id)
-        for grant in agent.state.all("grants"):
-            if share_id in grant.get("share_ids", []) and grant.get("status") == "active":
-                revoke_grant(agent, grant["id"], reason="share_revoked")
+        for grant_id in agent.registry.grants_backed_by(share_id):
+            revoke_grant(agent, grant_id, reason="share_revoked")
         agent.audit.append("share_revoked", durable=True, share_id=share_id, actor=self.actor, rpts=tokens)
         agent.events.publish(SHARE_CHANGED, {"id": share_id, "change": "revoked"})
         return self._share_view(agent.state.share(share_id) or share)

@@ -1,7 +1,8 @@
 """The owner's durable state: one TinyDB file per table, written atomically.
 
 Only things that change at human speed live here (profiles, clients, resources, shares, inbox,
-trust, PAT connections, refresh-token grants); anything that grows with traffic stays in memory.
+trust, PAT connections); anything that grows with traffic (RPTs, their refresh grants, tickets)
+stays in memory.
 Every method that changes state returns only after the new file is on disk.
 """
 
@@ -18,7 +19,7 @@ from tinydb.table import Table
 from core.model import Share
 from core.store.tables import Tables, get_one, remove_by, update_by, upsert_by
 
-TABLES = ("profiles", "clients", "resources", "shares", "inbox", "trust", "connections", "grants", "revoked")
+TABLES = ("profiles", "clients", "resources", "shares", "inbox", "trust", "connections", "revoked")
 OWNER_PROFILE = "me"
 
 

@@ -1,9 +1,10 @@
 """Access tokens (RPT and PAT) as JWTs per RFC 9068, plus sealed PCTs.
 
-RPTs live five minutes by default and are remembered in memory only (``TokenRegistry``): the
-registry ties each RPT to the shares that back it, so revoking a share makes the RPT inactive at
-introspection at once. After a restart the registry is empty and older RPTs answer inactive; the
-client refreshes or asks again (fail closed, and nothing that grows with traffic is written).
+RPTs live five minutes by default and are remembered in memory only (``TokenRegistry``), as are
+the refresh grants behind them: the registry ties each to the shares that back it, so revoking a
+share makes the RPT inactive at introspection and its refresh token useless at once. After a
+restart the registry is empty: older RPTs answer inactive and their refresh tokens are unknown, so
+the client asks again with its PCT (fail closed; nothing that grows with traffic is written).
 """
 
 from __future__ import annotations
@@ -86,11 +87,65 @@ class RptRecord:
 
 
 @dataclass
+class RefreshGrant:
+    """What an RPT refresh token stands for (UMA Grant §3.6: refreshing does not assess again)."""
+
+    id: str
+    client_id: str
+    rs_client_id: str
+    party: str
+    permissions: tuple[dict[str, Any], ...]
+    share_ids: tuple[str, ...]
+    jkt: str | None
+    refresh_hash: str
+    expires_at: int
+    act: dict[str, Any] | None = None
+    old_hashes: list[str] = field(default_factory=list)
+    revoked: bool = False
+
+
+@dataclass
 class TokenRegistry:
-    """RPTs issued since start, by ``jti``; swept as they expire."""
+    """RPTs and RPT refresh grants issued since start; swept as they expire."""
 
     rpts: dict[str, RptRecord] = field(default_factory=dict)
+    grants: dict[str, RefreshGrant] = field(default_factory=dict)
+    _by_refresh: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_grant(self, grant: RefreshGrant, now: float) -> None:
+        with self._lock:
+            if len(self.grants) > 10_000:
+                for gid in [g for g, r in self.grants.items() if r.expires_at < now]:
+                    self._drop(gid)
+            self.grants[grant.id] = grant
+            self._by_refresh[grant.refresh_hash] = grant.id
+
+    def _drop(self, gid: str) -> None:
+        grant = self.grants.pop(gid)
+        for h in (grant.refresh_hash, *grant.old_hashes):
+            self._by_refresh.pop(h, None)
+
+    def grant_by_refresh(self, refresh_hash: str) -> tuple[RefreshGrant, bool] | None:
+        """The grant a refresh token belongs to, and whether that token was already rotated away."""
+        gid = self._by_refresh.get(refresh_hash)
+        grant = self.grants.get(gid) if gid else None
+        return None if grant is None else (grant, refresh_hash != grant.refresh_hash)
+
+    def rotate(self, grant: RefreshGrant, new_hash: str) -> None:
+        with self._lock:
+            grant.old_hashes = [*grant.old_hashes[-31:], grant.refresh_hash]
+            grant.refresh_hash = new_hash
+            self._by_refresh[new_hash] = grant.id
+
+    def revoke_grant(self, grant_id: str) -> int:
+        grant = self.grants.get(grant_id)
+        if grant is not None:
+            grant.revoked = True
+        return self.revoke_where(grant_id=grant_id)
+
+    def grants_backed_by(self, share_id: str) -> list[str]:
+        return [g.id for g in list(self.grants.values()) if share_id in g.share_ids and not g.revoked]
 
     def add(self, record: RptRecord, now: float) -> None:
         with self._lock:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
@@ -117,7 +116,7 @@ def _by_assertion(agent: Agent, form: Mapping[str, str], endpoint: str) -> Clien
 def _unverified_claims(token: str, max_size: int) -> dict[str, Any]:
     jose.unverified_header(token, max_size=max_size)
     try:
-        claims = json.loads(jose.b64url_decode(token.split(".")[1]))
+        claims = jose.loads(jose.b64url_decode(token.split(".")[1]))
     except (ValueError, UnicodeDecodeError) as exc:
         raise jose.JoseError("assertion payload is not JSON") from exc
     if not isinstance(claims, dict):

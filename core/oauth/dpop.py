@@ -28,13 +28,13 @@ class Proof:
     jwk: dict[str, Any]
 
 
-def normalize_htu(url: str) -> str:
+def normalize_htu(url: str, error: type[InvalidDPoPProof] = InvalidDPoPProof) -> str:
     """Scheme and host lower-cased, default port dropped, query and fragment removed (§4.3 step 9)."""
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise InvalidDPoPProof("htu is not a URL") from exc
+        raise error("htu is not a URL") from exc
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     if ":" in host:
@@ -88,7 +88,7 @@ def check_proof(agent: Agent, request: HttpRequest, *, access_token: str | None 
         raise error("the proof needs a jti")
     if htm != request.method:
         raise error("htm does not match the request method")
-    if not isinstance(htu, str) or normalize_htu(htu) != normalize_htu(s.endpoint(request.path)):
+    if not isinstance(htu, str) or normalize_htu(htu, error) != normalize_htu(s.endpoint(request.path)):
         raise error("htu does not match this endpoint's public URL")
     now, window = agent.clock(), s.dpop_iat_window
     # a chained comparison: exact for huge integers, and false for NaN, so both are refused

@@ -2,12 +2,11 @@
 
 Refresh tokens rotate; presenting a retired one means it leaked, so the whole grant dies
 (RFC 9700 §4.14.2). An RPT refresh does not assess authorization again (UMA Grant §3.6) but does
-stop as soon as a share behind it is revoked or ends (§6.1).
+stop as soon as a share behind it is revoked or ends (§6.1). RPT refresh grants live in memory
+with the RPTs they back (see ``core.tokens``); PAT connections are durable (``core.oauth.pat``).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from core.agent import Agent
 from core.errors import InvalidDPoPProof, InvalidGrant, InvalidRequest, InvalidScope
@@ -16,7 +15,7 @@ from core.model import Permission
 from core.oauth import pat
 from core.oauth.token import TokenContext
 from core.secrets_ import digest, token
-from core.tokens import scopes_of
+from core.tokens import RefreshGrant, scopes_of
 from core.uma.rpt import RptRequest, issue_rpt
 
 
@@ -27,48 +26,44 @@ def grant_refresh_token(agent: Agent, ctx: TokenContext) -> HttpResponse:
     answer = pat.refresh_pat(agent, ctx, presented)
     if answer is not None:
         return answer
-    grant = find_grant(agent, presented)
+    grant = find_grant(agent, ctx, presented)
     check_grant(agent, ctx, grant)
     permissions = narrowed(grant, scopes_of(ctx.form.get("scope")))
     new_refresh = token(32)
-    agent.state.update("grants", "id", grant["id"], {
-        "refresh_hash": digest(new_refresh),
-        "old_refresh_hashes": [*grant.get("old_refresh_hashes", [])[-20:], grant["refresh_hash"]]})
-    body = issue_rpt(agent, RptRequest(grant["client_id"], grant["rs_client_id"], grant["party"], permissions,
-                                       tuple(grant["share_ids"]), grant.get("jkt"), want_refresh=False,
-                                       act=grant.get("act")), grant_id=grant["id"])
+    agent.registry.rotate(grant, digest(new_refresh))
+    body = issue_rpt(agent, RptRequest(grant.client_id, grant.rs_client_id, grant.party, permissions,
+                                       grant.share_ids, grant.jkt, want_refresh=False, act=grant.act),
+                     grant_id=grant.id)
     body["refresh_token"] = new_refresh
-    agent.audit.append("rpt_refreshed", client_id=grant["client_id"], grant_id=grant["id"])
+    agent.audit.append("rpt_refreshed", client_id=grant.client_id, grant_id=grant.id)
     return json_response(body, no_store=True)
 
 
-def find_grant(agent: Agent, presented: str) -> dict[str, Any]:
-    h = digest(presented)
-    found = agent.state.find("grants", refresh_hash=h)
-    if found:
-        return found[0]
-    for grant in agent.state.all("grants"):
-        if h in grant.get("old_refresh_hashes", []):
-            revoke_grant(agent, grant["id"], reason="refresh_token_reused")
-            raise InvalidGrant("this refresh token was already used; the grant is revoked")
-    raise InvalidGrant("unknown refresh token")
-
-
-def check_grant(agent: Agent, ctx: TokenContext, grant: dict[str, Any]) -> None:
-    if grant["client_id"] != ctx.client.client_id:
+def find_grant(agent: Agent, ctx: TokenContext, presented: str) -> RefreshGrant:
+    found = agent.registry.grant_by_refresh(digest(presented))
+    if found is None:
+        raise InvalidGrant("unknown refresh token")
+    grant, retired = found
+    if grant.client_id != ctx.client.client_id:
         raise InvalidGrant("this refresh token belongs to another client")
-    if grant.get("status") != "active" or int(grant["expires_at"]) <= agent.now():
+    if retired:
+        revoke_grant(agent, grant.id, reason="refresh_token_reused")
+        raise InvalidGrant("this refresh token was already used; the grant is revoked")
+    return grant
+
+
+def check_grant(agent: Agent, ctx: TokenContext, grant: RefreshGrant) -> None:
+    if grant.revoked or grant.expires_at <= agent.now():
         raise InvalidGrant("the grant has ended")
-    if not all(agent.state.share_backs_tokens(s, agent.clock()) for s in grant["share_ids"]):
-        revoke_grant(agent, grant["id"], reason="share_ended")
+    if not all(agent.state.share_backs_tokens(s, agent.clock()) for s in grant.share_ids):
+        revoke_grant(agent, grant.id, reason="share_ended")
         raise InvalidGrant("the owner no longer shares this")
-    jkt = grant.get("jkt")
-    if jkt and (ctx.proof is None or ctx.proof.jkt != jkt):
+    if grant.jkt and (ctx.proof is None or ctx.proof.jkt != grant.jkt):
         raise InvalidDPoPProof("the refresh token is bound to another DPoP key")
 
 
-def narrowed(grant: dict[str, Any], scopes: list[str]) -> tuple[Permission, ...]:
-    perms = tuple(Permission.from_dict(p) for p in grant["permissions"])
+def narrowed(grant: RefreshGrant, scopes: list[str]) -> tuple[Permission, ...]:
+    perms = tuple(Permission.from_dict(p) for p in grant.permissions)
     if not scopes:
         return perms
     held = {s for p in perms for s in p.scopes}
@@ -78,6 +73,6 @@ def narrowed(grant: dict[str, Any], scopes: list[str]) -> tuple[Permission, ...]
 
 
 def revoke_grant(agent: Agent, grant_id: str, *, reason: str) -> None:
-    agent.state.update("grants", "id", grant_id, {"status": "revoked"})
-    agent.registry.revoke_where(grant_id=grant_id)
+    """The grant and every RPT issued under it die together (RFC 7009 §2.1)."""
+    agent.registry.revoke_grant(grant_id)
     agent.audit.append("grant_revoked", grant_id=grant_id, reason=reason)

@@ -58,10 +58,10 @@ def _access_token(agent: Agent, client: Client, presented: str) -> bool:
 def _refresh_token(agent: Agent, client: Client, presented: str) -> bool:
     if pat.revoke_refresh(agent, client, presented):
         return True
-    for grant in agent.state.find("grants", refresh_hash=digest(presented)):
-        if grant["client_id"] == client.client_id:
-            revoke_grant(agent, grant["id"], reason="revoked_by_client")  # RFC 7009 §2.1: and its RPTs
-            return True
+    found = agent.registry.grant_by_refresh(digest(presented))
+    if found is not None and found[0].client_id == client.client_id:
+        revoke_grant(agent, found[0].id, reason="revoked_by_client")  # RFC 7009 §2.1: and its RPTs
+        return True
     return False
 
 

@@ -7,7 +7,6 @@ the agent itself (UMA Grant §5.7). A PCT is sealed for this agent and bound to 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from core import jose
@@ -38,7 +37,7 @@ def verify_id_token(agent: Agent, token: str, client: Client) -> Requester:
     s = agent.settings
     try:
         jose.unverified_header(token, max_size=s.max_token)
-        peek = json.loads(jose.b64url_decode(token.split(".")[1]))
+        peek = jose.loads(jose.b64url_decode(token.split(".")[1]))
     except (jose.JoseError, ValueError, UnicodeDecodeError, IndexError) as exc:
         raise ClaimsRejected("the claim token is not a JWT") from exc
     issuer = peek.get("iss") if isinstance(peek, dict) else None

@@ -14,7 +14,7 @@ from typing import Any
 from core.agent import Agent
 from core.model import Permission, Requester
 from core.secrets_ import digest, short_id, token
-from core.tokens import RptRecord, mint_access_token, pairwise_sub
+from core.tokens import RefreshGrant, RptRecord, mint_access_token, pairwise_sub
 
 
 def party_of(requester: Requester | None, client_id: str) -> str:
@@ -62,12 +62,10 @@ def issue_rpt(agent: Agent, req: RptRequest, *, grant_id: str | None = None) -> 
 
 def open_grant(agent: Agent, req: RptRequest) -> tuple[str, str]:
     """A refresh grant: what the RPT carries, kept so refresh needs no new assessment (§3.6)."""
-    grant_id = short_id("gr")
     refresh = token(32)
-    agent.state.put("grants", "id", {
-        "id": grant_id, "client_id": req.client_id, "rs_client_id": req.rs_client_id, "party": req.party,
-        "permissions": [p.to_dict() for p in req.permissions], "share_ids": list(req.share_ids),
-        "jkt": req.jkt, "refresh_hash": digest(refresh), "old_refresh_hashes": [], "status": "active",
-        "created_at": agent.now(), "expires_at": agent.now() + agent.settings.refresh_ttl,
-        "act": req.act})
-    return grant_id, refresh
+    grant = RefreshGrant(id=short_id("gr"), client_id=req.client_id, rs_client_id=req.rs_client_id,
+                         party=req.party, permissions=tuple(p.to_dict() for p in req.permissions),
+                         share_ids=req.share_ids, jkt=req.jkt, refresh_hash=digest(refresh),
+                         expires_at=agent.now() + agent.settings.refresh_ttl, act=req.act)
+    agent.registry.add_grant(grant, agent.clock())
+    return grant.id, refresh

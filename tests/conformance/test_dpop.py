@@ -377,6 +377,12 @@ def test_DP09_a_replayed_proof_is_401_invalid_dpop_proof(world: World) -> None:
     refused(pat_call(world, p), 401)
 
 
+def test_DP09_a_proof_with_an_unparsable_htu_is_401_with_a_dpop_challenge(world: World) -> None:
+    r = pat_call(world, rs_proof(world, htu="https://agent.example:99999/permission"))
+    refused(r, 401)
+    assert 'error="invalid_dpop_proof"' in r.headers["www-authenticate"]
+
+
 def test_DP10_a_bound_pat_sent_as_bearer_is_401_invalid_token(world: World) -> None:
     r = pat_call(world, None, scheme="Bearer")
     refused(r, 401, "invalid_token")
