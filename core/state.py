@@ -17,7 +17,7 @@ from tinydb import Query
 from tinydb.table import Table
 
 from core.model import Share
-from core.store.tables import Tables, get_one, remove_by, update_by, upsert_by
+from core.store.tables import Tables, remove_by, update_by, upsert_by
 
 TABLES = ("profiles", "clients", "resources", "shares", "inbox", "trust", "connections", "revoked")
 OWNER_PROFILE = "me"
@@ -26,6 +26,7 @@ OWNER_PROFILE = "me"
 class State:
     def __init__(self, directory: Path) -> None:
         self.tables = Tables(directory, TABLES)
+        self._indexes: dict[tuple[str, str], tuple[Mapping[str, Any], dict[Any, Mapping[str, Any]]]] = {}
 
     def close(self) -> None:
         self.tables.close()
@@ -40,7 +41,15 @@ class State:
 
     # generic helpers -------------------------------------------------------------------------
     def get(self, table: str, key: str, value: Any) -> dict[str, Any] | None:
-        return get_one(self._t(table), **{key: value})
+        """One document by a unique key, through an index rebuilt only when the table changes
+        (lookups of clients, resources and trusted issuers sit on every grant's path)."""
+        docs = self.tables.documents(table)
+        cached = self._indexes.get((table, key))
+        if cached is None or cached[0] is not docs:
+            cached = (docs, {d[key]: d for d in docs.values() if isinstance(d.get(key), str | int)})
+            self._indexes[(table, key)] = cached
+        found = cached[1].get(value) if isinstance(value, str | int) else None
+        return dict(found) if found is not None else None
 
     def put(self, table: str, key: str, doc: Mapping[str, Any]) -> None:
         with self.tables.lock:

@@ -88,6 +88,14 @@ class Tables:
         except KeyError:
             raise KeyError(f"unknown table {name!r}; known: {sorted(self._tables)}") from None
 
+    def documents(self, name: str) -> Mapping[str, Mapping[str, Any]]:
+        """The table's documents by TinyDB id, as stored: the storage's own cached state, so
+        callers must not modify it. Its identity changes whenever the file is rewritten, which
+        lets callers keep indexes keyed on it."""
+        table = self.table(name)
+        data = table.storage.read() or {}
+        return data.get(table.name, {})
+
     @property
     def names(self) -> list[str]:
         return list(self._tables)
