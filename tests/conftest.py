@@ -11,3 +11,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+from tests.world import world  # noqa: E402,F401  (the wired-up agent, RS and client)

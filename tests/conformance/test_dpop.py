@@ -6,6 +6,7 @@ half is the protection API with a bound PAT, tested here.
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 from pathlib import Path
@@ -17,13 +18,17 @@ import pytest
 from core.config import ConfigError
 from tests.conformance.world import (
     REFRESH,
+    RS,
     Client,
     World,
+    build_world,
+    connect,
     error_of,
     header,
     hs256,
     payload,
     proof_jwk,
+    segment,
     sign_text,
     unsigned,
 )
@@ -97,8 +102,6 @@ def test_DP01_a_signature_that_does_not_verify_under_the_jwk_is_invalid_dpop_pro
 def test_DP01_a_jwk_with_private_members_is_invalid_dpop_proof(world: World) -> None:
     key = world.client.dpop_key
     d = key.private.private_numbers().private_value.to_bytes(32, "big")
-    import base64
-
     jwk = {**proof_jwk(key), "d": base64.urlsafe_b64encode(d).rstrip(b"=").decode()}
     refused(ask(world, key.sign(claims(world), {"typ": "dpop+jwt", "jwk": jwk})))
 
@@ -110,16 +113,12 @@ def test_DP01_a_proof_without_jwk_is_invalid_dpop_proof(world: World) -> None:
 def test_DP01_an_alg_that_does_not_fit_the_jwk_is_invalid_dpop_proof(world: World) -> None:
     ed = Key("EdDSA")
     token = ed.sign(claims(world), {"typ": "dpop+jwt", "jwk": proof_jwk(ed)})
-    h, p, s = token.split(".")
-    from tests.conformance.world import segment
-
+    _, p, s = token.split(".")
     relabelled = f"{segment({**header(token), 'alg': 'ES256'})}.{p}.{s}"
     refused(ask(world, relabelled))
 
 
 def test_DP01_an_unsupported_asymmetric_alg_is_invalid_dpop_proof(tmp_path: Path) -> None:
-    from tests.conformance.world import build_world
-
     world = build_world(tmp_path, dpop_algs=("ES256",))
     try:
         ed = Key("EdDSA")
@@ -225,8 +224,6 @@ def test_DP04_proofs_signed_with_each_supported_alg_bind_the_rpt(world: World, k
 
 @pytest.mark.parametrize("kind", ["EdDSA", "Ed25519"])
 def test_DP04_an_edwards_curve_key_can_hold_a_bound_pat(world: World, kind: str) -> None:
-    from tests.conformance.world import RS, connect
-
     rs = RS(world.web, world.issuer, world.clock, dpop_key=Key(kind))
     connect(world, rs, f"{kind} lab")
     assert payload(rs.pat)["cnf"]["jkt"] == rs.dpop_key.thumbprint
@@ -295,8 +292,6 @@ def test_DP07_a_made_up_nonce_is_use_dpop_nonce(world: World) -> None:
 
 @nonces
 def test_DP07_another_agents_nonce_is_use_dpop_nonce(world: World, tmp_path: Path) -> None:
-    from tests.conformance.world import build_world
-
     other = build_world(tmp_path / "other", dpop_nonce_required=True)
     try:
         foreign = other.rs.nonce

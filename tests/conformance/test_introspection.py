@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.tokens import TokenRegistry
 from tests.conformance.world import World, error_of
 from tests.kit import client_assertion
 
@@ -78,8 +79,6 @@ def test_I04_a_revoked_rpt_is_exactly_active_false(world: World) -> None:
 
 
 def test_I04_an_rpt_forgotten_after_a_restart_is_exactly_active_false(world: World) -> None:
-    from core.tokens import TokenRegistry
-
     rpt = world.rpt()["access_token"]
     world.agent.registry = TokenRegistry()  # what a restart leaves: RPTs are remembered in memory only
     assert world.introspect(rpt).json() == {"active": False}

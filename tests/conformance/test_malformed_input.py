@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from core.asgi import PublicApp
 from core.routes import public_router
@@ -81,7 +82,7 @@ def path_of(w: World, template: str) -> str:
 
 
 def token(w: World, form: dict[str, str] | None = None, *, auth: dict[str, str] | None = None,
-          dpop: str | None | bool = True, **headers: str) -> httpx.Response:
+          dpop: str | bool | None = True, **headers: str) -> httpx.Response:
     """A UMA grant request for a fresh ticket (allowed by policy) with the given changes."""
     w.share_with_client(["read"])
     data = {"grant_type": UMA_GRANT, "ticket": w.ticket(), **(w.client.auth() if auth is None else auth),
@@ -177,8 +178,6 @@ def push(claim_token: Callable[[World], str]) -> Callable[[World], httpx.Respons
 
 
 def idp_public_pem(w: World) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
     return bytes(w.idp.key.private.public_key().public_bytes(serialization.Encoding.PEM,
                                                              serialization.PublicFormat.SubjectPublicKeyInfo))
 

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from core.config import ConfigError
-from tests.conformance.world import REFRESH, World, authorization_code, code_party, error_of, REDIRECT, VERIFIER
+from tests.conformance.world import REDIRECT, REFRESH, VERIFIER, World, authorization_code, code_party, error_of
 from tests.kit import make_agent
 
 
