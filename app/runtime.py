@@ -218,8 +218,23 @@ def make_server(app: Any) -> QuietServer:
                                       access_log=False, server_header=False, proxy_headers=False))
 
 
-async def run_servers(servers: list[tuple[QuietServer, socket.socket]], on_ready: Callable[[], None]) -> None:
-    """Serve until a signal (or a server stops); ``on_ready`` runs once every server listens."""
+HOUSEKEEPING_EVERY = 3600.0
+
+
+async def every(seconds: float, job: Callable[[], None]) -> None:
+    """Run ``job`` periodically; a failure is logged and tried again next time."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            job()
+        except Exception:
+            logging.getLogger("consent_agent").exception("housekeeping failed")
+
+
+async def run_servers(servers: list[tuple[QuietServer, socket.socket]], on_ready: Callable[[], None],
+                      housekeeping: Callable[[], None] | None = None) -> None:
+    """Serve until a signal (or a server stops); ``on_ready`` runs once every server listens;
+    ``housekeeping`` runs hourly meanwhile (signing-key rotation)."""
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
@@ -233,6 +248,7 @@ async def run_servers(servers: list[tuple[QuietServer, socket.socket]], on_ready
         except (NotImplementedError, RuntimeError):  # Windows: plain handlers
             signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop))
     tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in servers]
+    chores = asyncio.create_task(every(HOUSEKEEPING_EVERY, housekeeping)) if housekeeping else None
     try:
         while not all(server.started for server, _ in servers) and not any(t.done() for t in tasks):
             await asyncio.sleep(0.02)
@@ -240,6 +256,8 @@ async def run_servers(servers: list[tuple[QuietServer, socket.socket]], on_ready
             on_ready()
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        if chores is not None:
+            chores.cancel()
         for server, _ in servers:
             server.should_exit = True
         await asyncio.gather(*tasks)
@@ -256,6 +274,12 @@ def assemble(settings: Settings, keys: KeyRing, data_dir: Path) -> Agent:
                      audit=AuditLog(data_dir / "audit", clock=system_clock), clock=system_clock)
     except (KeyStoreError, StorageCorrupt, AuditCorrupt, OSError) as exc:
         raise StartError(f"cannot open the agent's data in {data_dir}: {exc}") from None
+
+
+def rotate_keys(agent: Agent) -> None:
+    """A long-running agent rotates its signing key when due, not only at start (DESIGN: Keys)."""
+    if agent.keys.rotate_if_due(agent.now(), every_days=agent.settings.key_rotation_days):
+        agent.audit.append("signing_key_rotated", durable=True, kid=agent.keys.current().kid)
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -322,7 +346,7 @@ def run(opts: ServeOptions, env: Mapping[str, str]) -> None:
         servers = [(make_server(PublicApp(agent, public_router())), public_sock),
                    (make_server(owner_app), owner_sock)]
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            runner.run(run_servers(servers, announce))
+            runner.run(run_servers(servers, announce, housekeeping=lambda: rotate_keys(agent)))
     finally:
         agent.close()
         for path in (info_path, token_path):
