@@ -28,7 +28,7 @@ ISSUER = "https://agent.example"
 def make_agent(data_dir: Path, *, clock: FakeClock | None = None, fetch: Any = None, **settings: Any) -> Agent:
     clock = clock or FakeClock()
     s = Settings(data_dir=data_dir, public_url=settings.pop("public_url", ISSUER), **settings)
-    keys = open_keyring(data_dir, clock=clock, plaintext_dev=True)
+    keys = open_keyring(data_dir, clock=clock, use_os_keychain=False, plaintext_dev=True)
     agent = Agent(settings=s, keys=keys, state=State(data_dir / "state"),
                   audit=AuditLog(data_dir / "audit", clock=clock), clock=clock)
     if fetch is not None:
