@@ -144,6 +144,18 @@ def unverified_header(token: str, *, max_size: int) -> dict[str, Any]:
 KeyResolver = Callable[[dict[str, Any]], Any]
 
 
+def unverified_claims(token: str, *, max_size: int) -> dict[str, Any]:
+    """Peek at a JWS payload before its signature is checked, to learn which key to check it with."""
+    unverified_header(token, max_size=max_size)
+    try:
+        claims = loads(b64url_decode(token.split(".")[1]))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise JoseError("token payload is not JSON") from exc
+    if not isinstance(claims, dict):
+        raise JoseError("token payload is not a JSON object")
+    return claims
+
+
 def verify_jws(token: str, resolve_key: KeyResolver, algs: Iterable[str], *, max_size: int) -> Verified:
     """Check size, alg allow-list and signature; return header and claims, unvalidated."""
     header = unverified_header(token, max_size=max_size)

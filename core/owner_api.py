@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from core.asgi import Receive, Scope, Send, read_body, send_response
+from core.asgi import Receive, Scope, Send, lifespan, read_body, send_response
 from core.config import is_loopback_host
 from core.errors import OwnerError, ProtocolError
 from core.http import HttpRequest, HttpResponse, json_response
@@ -293,7 +293,7 @@ class OwnerApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
         elif scope["type"] == "http":
             await send_response(send, await self.handle(scope, receive))
 
@@ -338,13 +338,3 @@ class OwnerApp:
                     raise OwnerError(f"{method} is not supported on {path}", status=405)
                 return handler, match.groupdict()
         raise OwnerError(f"no such endpoint: {path}", status=404)
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

@@ -60,10 +60,16 @@ def mint_access_token(signer: Signer, *, issuer: str, now: float, ttl: int, sub:
     return Issued(signer.sign_jwt(body, typ=AT_JWT), jti, iat, iat + ttl)
 
 
+def verify_own_signature(signer: Signer, token: str, *, max_size: int) -> jose.Verified:
+    """A JWS signed by one of our published keys; nothing else is checked (an upgrade may present an
+    expired RPT, revocation may be handed anything)."""
+    return jose.verify_jws(token, lambda h: signer.public_key(str(h.get("kid", ""))), ["ES256"],
+                           max_size=max_size)
+
+
 def verify_own_token(signer: Signer, token: str, *, issuer: str, now: float, max_size: int) -> dict[str, Any]:
     """Our own JWT access token: signature by a published key, ``typ``, ``iss`` and lifetime."""
-    verified = jose.verify_jws(token, lambda h: signer.public_key(str(h.get("kid", ""))), ["ES256"],
-                               max_size=max_size)
+    verified = verify_own_signature(signer, token, max_size=max_size)
     if verified.header.get("typ") != AT_JWT:
         raise jose.JoseError("not an access token")
     if verified.claims.get("iss") != issuer:

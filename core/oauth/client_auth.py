@@ -86,7 +86,7 @@ def _by_assertion(agent: Agent, form: Mapping[str, str], endpoint: str) -> Clien
     assertion = form.get("client_assertion", "")
     s = agent.settings
     try:
-        peek = _unverified_claims(assertion, s.max_token)
+        peek = jose.unverified_claims(assertion, max_size=s.max_token)
         client_id = peek.get("sub")
         if not isinstance(client_id, str) or peek.get("iss") != client_id:
             raise jose.JoseError("iss and sub must both be the client_id")
@@ -111,17 +111,6 @@ def _by_assertion(agent: Agent, form: Mapping[str, str], endpoint: str) -> Clien
     except jose.JoseError as exc:
         raise InvalidClient(f"client assertion rejected: {exc}") from exc
     return client
-
-
-def _unverified_claims(token: str, max_size: int) -> dict[str, Any]:
-    jose.unverified_header(token, max_size=max_size)
-    try:
-        claims = jose.loads(jose.b64url_decode(token.split(".")[1]))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise jose.JoseError("assertion payload is not JSON") from exc
-    if not isinstance(claims, dict):
-        raise jose.JoseError("assertion payload is not an object")
-    return claims
 
 
 def client_key(agent: Agent, client: Client, header: Mapping[str, Any]) -> Any:

@@ -17,7 +17,7 @@ from core.oauth.client_auth import authenticate_client
 from core.oauth.clients import Client
 from core.oauth.refresh import revoke_grant
 from core.secrets_ import digest
-from core.tokens import UMA_PROTECTION
+from core.tokens import UMA_PROTECTION, verify_own_signature
 from core.uma.claims import open_pct_data
 
 
@@ -42,8 +42,7 @@ def revoke(agent: Agent, request: HttpRequest, params: Mapping[str, str]) -> Htt
 
 def _access_token(agent: Agent, client: Client, presented: str) -> bool:
     try:
-        verified = jose.verify_jws(presented, lambda h: agent.keys.public_key(str(h.get("kid", ""))), ["ES256"],
-                                   max_size=agent.settings.max_token)
+        verified = verify_own_signature(agent.keys, presented, max_size=agent.settings.max_token)
     except jose.JoseError:
         return False
     claims = verified.claims

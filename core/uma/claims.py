@@ -36,11 +36,9 @@ def trusted_jwks(agent: Agent, issuer: str) -> dict[str, Any] | None:
 def verify_id_token(agent: Agent, token: str, client: Client) -> Requester:
     s = agent.settings
     try:
-        jose.unverified_header(token, max_size=s.max_token)
-        peek = jose.loads(jose.b64url_decode(token.split(".")[1]))
-    except (jose.JoseError, ValueError, UnicodeDecodeError, IndexError) as exc:
+        issuer = jose.unverified_claims(token, max_size=s.max_token).get("iss")
+    except jose.JoseError as exc:
         raise ClaimsRejected("the claim token is not a JWT") from exc
-    issuer = peek.get("iss") if isinstance(peek, dict) else None
     jwks = trusted_jwks(agent, issuer) if isinstance(issuer, str) else None
     if jwks is None:
         raise ClaimsRejected("the ID token's issuer is not trusted by this agent")

@@ -9,15 +9,14 @@ from __future__ import annotations
 from core import jose
 from core.agent import Agent
 from core.model import Permission
-from core.tokens import AT_JWT, pairwise_sub
+from core.tokens import AT_JWT, pairwise_sub, verify_own_signature
 
 
 def merge(agent: Agent, rpt: str, client_id: str, rs_client_id: str, party: str,
           new: tuple[Permission, ...]) -> tuple[tuple[Permission, ...], tuple[str, ...]] | None:
     """The merged permissions and the shares behind the old RPT, or None when it cannot be upgraded."""
     try:
-        verified = jose.verify_jws(rpt, lambda h: agent.keys.public_key(str(h.get("kid", ""))), ["ES256"],
-                                   max_size=agent.settings.max_token)
+        verified = verify_own_signature(agent.keys, rpt, max_size=agent.settings.max_token)
     except jose.JoseError:
         return None
     claims = verified.claims
