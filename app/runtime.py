@@ -20,8 +20,9 @@ import secrets
 import signal
 import socket
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,6 @@ log = logging.getLogger("consent_agent.runtime")
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8470
 PASSPHRASE_ENV = "CONSENT_AGENT_PASSPHRASE"
-NO_UI = "UI not available in this build; running headless"
 
 
 class StartError(Exception):
@@ -93,10 +93,6 @@ def options_from(ns: argparse.Namespace, data_dir: Path) -> ServeOptions:
 def refuse_unbuilt(opts: ServeOptions) -> None:
     if opts.relay:
         raise StartError("relay support is not in this build; serve without --relay", code=2)
-    if opts.ui is None:
-        say(NO_UI)
-    elif opts.ui != "none":
-        say(f"the {opts.ui} UI is not available in this build; running headless")
 
 
 def prepare_data_dir(path: Path) -> Path:
@@ -213,8 +209,9 @@ class QuietServer(uvicorn.Server):
         yield
 
 
-def make_server(app: Any) -> QuietServer:
-    return QuietServer(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, lifespan="off",
+def make_server(app: Any, *, lifespan: str = "off") -> QuietServer:
+    """``timeout_graceful_shutdown``: an open WebSocket (the web UI) must not hold up a stop."""
+    return QuietServer(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, lifespan=lifespan,
                                       access_log=False, server_header=False, proxy_headers=False))
 
 
@@ -246,7 +243,8 @@ async def run_servers(servers: list[tuple[QuietServer, socket.socket]], on_ready
         try:
             loop.add_signal_handler(sig, stop)
         except (NotImplementedError, RuntimeError):  # Windows: plain handlers
-            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop))
+            with contextlib.suppress(ValueError):  # not the main thread (desktop mode): the window decides
+                signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop))
     tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in servers]
     chores = asyncio.create_task(every(HOUSEKEEPING_EVERY, housekeeping)) if housekeeping else None
     try:
@@ -291,9 +289,9 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def agent_record(agent: Agent, owner_url: str, public: str) -> dict[str, Any]:
+def agent_record(agent: Agent, owner_url: str, public: str, ui: str | None = None) -> dict[str, Any]:
     return {"issuer": agent.issuer, "agent_id": agent.keys.agent_id, "owner_api": owner_url,
-            "pid": os.getpid(), "ui": None, "public": public, "started_at": int(time.time()),
+            "pid": os.getpid(), "ui": ui, "public": public, "started_at": int(time.time()),
             "key_protection": agent.keys.protection}
 
 
@@ -321,7 +319,12 @@ def serve(opts: ServeOptions, env: Mapping[str, str] = os.environ) -> int:
 
 
 def run(opts: ServeOptions, env: Mapping[str, str]) -> None:
+    from app.ui.wiring import choose_ui, run_desktop, web_ui  # Flet loads only when an app is wanted
+
     refuse_unbuilt(opts)
+    mode, notice = choose_ui(opts.ui)
+    if notice:
+        say(notice)
     data_dir = prepare_data_dir(opts.data_dir)
     refuse_second_instance(data_dir)
     keys = unlock_keys(opts, data_dir, env)
@@ -331,10 +334,18 @@ def run(opts: ServeOptions, env: Mapping[str, str]) -> None:
     settings = build_settings(opts, data_dir, public)
     agent = assemble(settings, keys, data_dir)
     info_path, token_path = data_dir / "agent.json", data_dir / "owner.token"
+    sockets = [public_sock, owner_sock]
     try:
-        owner_app = OwnerApp(Owner(agent), write_owner_token(data_dir))
+        owner = Owner(agent)
+        token = write_owner_token(data_dir)
         owner_url = http_url("127.0.0.1", owner_sock)
-        record = agent_record(agent, owner_url, public)
+        servers = [(make_server(PublicApp(agent, public_router())), public_sock),
+                   (make_server(OwnerApp(owner, token)), owner_sock)]
+        ui = web_ui(agent, owner, data_dir, token, opts.ui_port, bind) if mode == "web" else None
+        if ui is not None:
+            sockets.append(ui.sock)
+            servers.append((make_server(ui.gate, lifespan="on"), ui.sock))
+        record = agent_record(agent, owner_url, public, ui.url if ui else None)
 
         def announce() -> None:
             try:
@@ -342,15 +353,32 @@ def run(opts: ServeOptions, env: Mapping[str, str]) -> None:
             except OSError as exc:
                 raise StartError(f"cannot write {info_path}: {exc.strerror or exc}") from None
             banner(record, data_dir)
+            if ui is not None:
+                say(f"Open the app: {ui.open_url}")
 
-        servers = [(make_server(PublicApp(agent, public_router())), public_sock),
-                   (make_server(owner_app), owner_sock)]
-        with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            runner.run(run_servers(servers, announce, housekeeping=lambda: rotate_keys(agent)))
+        serve_all = run_servers(servers, announce, housekeeping=lambda: rotate_keys(agent))
+        if mode == "desktop":
+            serve_beside_window(serve_all, servers, lambda: run_desktop(agent, owner, data_dir))
+        else:
+            with asyncio.Runner(loop_factory=loop_factory()) as runner:
+                runner.run(serve_all)
     finally:
         agent.close()
         for path in (info_path, token_path):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-        public_sock.close()
-        owner_sock.close()
+        for sock in sockets:
+            sock.close()
+
+
+def serve_beside_window(serve_all: Coroutine[Any, Any, None], servers: list[tuple[QuietServer, socket.socket]],
+                        window: Callable[[], None]) -> None:
+    """Desktop mode: the window owns the main thread; the servers run beside it and stop with it."""
+    thread = threading.Thread(target=lambda: asyncio.run(serve_all), name="consent-agent-servers", daemon=True)
+    thread.start()
+    try:
+        window()
+    finally:
+        for server, _ in servers:
+            server.should_exit = True
+        thread.join(10)
