@@ -1,17 +1,20 @@
-"""Quickstart: a real consent-agent, a lab, a clinician's request, and you deciding.
+"""Quickstart: a real consent-agent with its app, a lab, a clinician's request, and you deciding.
 
-Run from the repository root:  python examples/quickstart.py  [--auto share|deny]
+Run from the repository root:  python examples/quickstart.py  [--ui web|desktop|none] [--auto share|deny]
 
-It starts ``consent-agent serve`` on loopback with a throw-away data directory, connects a demo lab
-(a resource server) through the device grant, and has a demo clinic ask for your lab results with
-a verified identity. The request lands in your inbox; you choose Share or Deny, exactly as you
-would with ``consent-agent approve`` / ``consent-agent deny``, and see what the clinic gets.
+It starts ``consent-agent serve`` on loopback with a throw-away data directory and opens the app (a
+window where there is a display, otherwise the web UI, whose address it prints). It connects a demo
+lab (a resource server) through the device grant, and has a demo clinic ask for your lab results
+with a verified identity. The request appears in the app's inbox: press Share or Deny there, or
+type s or d in this terminal (the same as ``consent-agent approve`` / ``deny``), and see what the
+clinic gets.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import select
 import sys
 import tempfile
 import time
@@ -31,26 +34,54 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def choose(auto: str | None) -> str:
-    if auto:
-        return auto
+def typed_choice(timeout: float) -> str | None:
+    """s or d typed in the terminal within ``timeout`` seconds, if any."""
+    if not sys.stdin.isatty() and not select.select([sys.stdin], [], [], 0)[0]:
+        return None
+    ready, _, _ = select.select([sys.stdin], [], [], timeout)
+    if not ready:
+        return None
+    answer = sys.stdin.readline().strip().lower()
+    return {"s": "share", "share": "share", "d": "deny", "deny": "deny"}.get(answer)
+
+
+def wait_for_decision(agent: AgentProcess, clinic: RequestingClient, item_id: str, ticket: str,
+                      interval: int, auto: str | None) -> httpx.Response:
+    """Poll as the clinic would, while you decide in the app or type s or d here."""
+    decided = False
     while True:
-        answer = input("\nShare or Deny? [s/d] ").strip().lower()
-        if answer in ("s", "share"):
-            return "share"
-        if answer in ("d", "deny"):
-            return "deny"
+        choice = auto if not decided else None
+        if choice is None and not decided:
+            choice = typed_choice(interval)
+        else:
+            time.sleep(0 if choice else interval)
+        if choice and not decided:
+            decided = True
+            if choice == "share":
+                say(agent.cli("approve", item_id, "--scopes", "read", "--days", "1").stdout.strip())
+            else:
+                say(agent.cli("deny", item_id).stdout.strip())
+        answer = clinic.ask(ticket)
+        body = answer.json()
+        if answer.status_code == 200 or body.get("error") != "request_submitted":
+            return answer
+        ticket = body["ticket"]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--auto", choices=["share", "deny"], help="decide without asking (for scripts)")
+    parser.add_argument("--ui", choices=["web", "desktop", "none"], help="default: a window, or the web UI")
     args = parser.parse_args()
     data = Path(tempfile.mkdtemp(prefix="consent-agent-demo-"))
     agent = AgentProcess(data)
     say(f"Starting consent-agent (demo data in {data}) ...")
-    info = agent.start()
-    say(f"  issuer: {info['issuer']}\n  owner API: {info['owner_api']} (loopback only)\n")
+    info = agent.start(ui=args.ui, timeout=90)
+    say(f"  issuer: {info['issuer']}\n  owner API: {info['owner_api']} (loopback only)")
+    if info.get("ui"):
+        say(f"  the app: {info['ui']}unlock?t={agent.owner_token}\n"
+            "  (open it in a browser; the first time it asks you to choose a PIN for the app)")
+    say("")
     http = httpx.Client(timeout=10)
     try:
         idp = IdP(issuer="https://login.hospital.example")
@@ -79,12 +110,11 @@ def main() -> int:
         say(agent.cli("inbox").stdout)
 
         [item] = [i for i in agent.cli_json("inbox") if i["kind"] == "access"]
-        decision = choose(args.auto)
-        if decision == "share":
-            say(agent.cli("approve", item["id"], "--scopes", "read", "--days", "1").stdout.strip())
-        else:
-            say(agent.cli("deny", item["id"]).stdout.strip())
-        answer = clinic.ask(waiting["ticket"])
+        if not args.auto:
+            where = "in the app, or type s (Share) or d (Deny) and Enter here" if info.get("ui") else \
+                "type s (Share) or d (Deny) and Enter"
+            say(f"Decide {where}. The clinic keeps asking every {waiting['interval']} seconds ...")
+        answer = wait_for_decision(agent, clinic, item["id"], waiting["ticket"], waiting["interval"], args.auto)
         if answer.status_code == 200:
             seen = lab.introspect(answer.json()["access_token"])
             say(f"\n4. The clinic's next poll got a {answer.json()['token_type']}-bound token; the lab sees:")
@@ -92,6 +122,9 @@ def main() -> int:
         else:
             say(f"\n4. The clinic's next poll was refused: {answer.json()['error']}")
         say("\nThe activity log (consent-agent audit):\n" + agent.cli("audit", "--limit", "6").stdout)
+        if info.get("ui") and not args.auto:
+            say("The app stays open; press Enter here to stop the demo.")
+            sys.stdin.readline()
         return 0
     finally:
         http.close()

@@ -29,13 +29,14 @@ class AgentProcess:
     proc: subprocess.Popen[bytes] | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
-    def start(self, *extra: str, timeout: float = 30.0) -> dict[str, Any]:
+    def start(self, *extra: str, ui: str | None = "none", timeout: float = 30.0) -> dict[str, Any]:
+        """``ui``: ``none``, ``web``, ``desktop``, or None for the agent's own choice."""
         agent_json = self.data_dir / "agent.json"
         if agent_json.exists():
             agent_json.unlink()  # left behind by a killed run
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "app", "serve", "--data-dir", str(self.data_dir), "--port", "0",
-             "--ui", "none", *extra],
+             *(("--ui", ui) if ui else ()), *extra],
             env=env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -51,6 +52,10 @@ class AgentProcess:
                     pass
             time.sleep(0.05)
         raise RuntimeError("agent did not start in time")
+
+    @property
+    def owner_token(self) -> str:
+        return (self.data_dir / "owner.token").read_text().strip()
 
     @property
     def issuer(self) -> str:

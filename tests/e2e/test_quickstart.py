@@ -9,7 +9,8 @@ from tests.e2e.agentproc import ROOT, env
 
 
 def run(decision: str) -> str:
-    done = subprocess.run([sys.executable, "examples/quickstart.py", "--auto", decision], cwd=ROOT, env=env(),
+    done = subprocess.run([sys.executable, "examples/quickstart.py", "--ui", "none", "--auto", decision], cwd=ROOT,
+                          env=env(),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout

@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -52,7 +51,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         rs.register("City Lab", [DEVICE_GRANT, "refresh_token"])
         device = rs.start_device_flow()
         assert rs.poll_device(device["device_code"]).json()["error"] == "authorization_pending"
-        connect = [i for i in agent.cli_json("inbox") if i["kind"] == "connect"][0]
+        connect = next(i for i in agent.cli_json("inbox") if i["kind"] == "connect")
         assert connect["user_code"] == device["user_code"]
         agent.cli("approve", connect["id"])
         time.sleep(device["interval"])  # RFC 8628 §3.5: polling faster earns slow_down

@@ -1,0 +1,470 @@
+"""Plain words for what the agent knows: no protocol vocabulary ever reaches the screen.
+
+Everything here is a pure function of its arguments (the ``Names`` directory is a plain value the
+shell fills from the owner's state), so it is unit-tested without Flet or a browser.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
+
+from core.owner import Lifetime
+
+# what they may do ---------------------------------------------------------------------------------
+SCOPE_WORDS = {
+    "read": "see", "view": "see", "write": "add to or change", "create": "add to", "update": "change",
+    "delete": "delete", "share": "pass on",
+}
+
+
+def scope_words(scope: str) -> str:
+    """``read`` → "see", ``write`` → "add to or change"; a scope we do not know is shown as it is."""
+    return SCOPE_WORDS.get(scope.lower(), scope)
+
+
+def join_words(items: Iterable[str], last: str = "and") -> str:
+    """``["a"]`` → "a"; ``["a", "b", "c"]`` → "a, b and c" (repeats dropped, order kept)."""
+    seen = list(dict.fromkeys(i for i in items if i))
+    if len(seen) <= 1:
+        return seen[0] if seen else ""
+    return f"{', '.join(seen[:-1])} {last} {seen[-1]}"
+
+
+def can_do(scopes: Sequence[str], thing: str) -> str:
+    """What someone may do with one record: "see and add to or change Lab results"."""
+    known = [scope_words(s) for s in scopes if s.lower() in SCOPE_WORDS]
+    other = [s for s in scopes if s.lower() not in SCOPE_WORDS]
+    if known:
+        text = f"{join_words(known)} {thing}"
+        return f"{text} (and also “{'”, “'.join(other)}”)" if other else text
+    if other:
+        return f"use {thing} for “{'”, “'.join(other)}”"
+    return thing
+
+
+def permissions_words(permissions: Iterable[Mapping[str, Any]], names: Names | None = None) -> str:
+    """Several records: "see Lab results and see and add to or change Imaging"."""
+    parts = []
+    for p in permissions:
+        rid = str(p.get("resource_id") or "")
+        thing = p.get("resource_name") or (names.resource(rid) if names else rid) or "a record"
+        parts.append(can_do(list(p.get("scopes") or []), str(thing)))
+    return join_words(parts) or "your records"
+
+
+def records_words(permissions: Iterable[Mapping[str, Any]], names: Names | None = None) -> str:
+    """Just which records: "Lab results and Imaging"."""
+    return join_words(str(p.get("resource_name") or (names.resource(str(p.get("resource_id")))
+                                                        if names else p.get("resource_id")))
+                      for p in permissions) or "your records"
+
+
+def scope_choice_label(scope: str, things: Sequence[str]) -> str:
+    """A checkbox in the Share dialog: "See Lab results"."""
+    return capitalize(can_do([scope], join_words(things) or "these records"))
+
+
+def capitalize(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+# time ----------------------------------------------------------------------------------------------
+def date_words(ts: float, tz: tzinfo | None = None) -> str:
+    """``22 Nov 2026`` in the given time zone (local time when None)."""
+    d = datetime.fromtimestamp(ts, tz) if tz else datetime.fromtimestamp(ts).astimezone()
+    return f"{d.day} {d:%b %Y}"
+
+
+def time_words(ts: float, tz: tzinfo | None = None) -> str:
+    """``22 Nov 2026, 14:05``."""
+    d = datetime.fromtimestamp(ts, tz) if tz else datetime.fromtimestamp(ts).astimezone()
+    return f"{d.day} {d:%b %Y, %H:%M}"
+
+
+def relative_time(ts: float, now: float, tz: tzinfo | None = None) -> str:
+    """"just now", "2 minutes ago", "3 hours ago", "yesterday", "5 days ago", else the date."""
+    delta = now - ts
+    if delta < -60:
+        return f"on {date_words(ts, tz)}"
+    if delta < 45:
+        return "just now"
+    if delta < 90:
+        return "a minute ago"
+    if delta < 3600:
+        return f"{round(delta / 60)} minutes ago"
+    if delta < 5400:
+        return "an hour ago"
+    if delta < 86400:
+        return f"{round(delta / 3600)} hours ago"
+    if delta < 2 * 86400:
+        return "yesterday"
+    if delta < 7 * 86400:
+        return f"{int(delta // 86400)} days ago"
+    return f"on {date_words(ts, tz)}"
+
+
+LIFETIME_CHOICES: tuple[tuple[str, str], ...] = (
+    ("once", "Just this once"), ("day", "A day"), ("month", "A month"), ("always", "Until I revoke"),
+)
+
+
+def lifetime_for(choice: str) -> Lifetime:
+    """The Share dialog's radio choice as the owner's lifetime."""
+    return {"once": Lifetime(once=True), "day": Lifetime(days=1), "month": Lifetime(days=30),
+            "always": Lifetime()}[choice]
+
+
+def lifetime_words(share: Mapping[str, Any], now: float, tz: tzinfo | None = None) -> str:
+    """How long a share lasts, or how it ended: "until 22 Nov 2026", "until you revoke", "just once"."""
+    if share.get("revoked_at"):
+        return f"stopped on {date_words(share['revoked_at'], tz)}"
+    expires = share.get("expires_at")
+    if share.get("once"):
+        if share.get("used_at"):
+            return f"just once (used on {date_words(share['used_at'], tz)})"
+        return "just once" if not expires or expires > now else f"just once, ended on {date_words(expires, tz)}"
+    if expires is None:
+        return "until you revoke"
+    if expires > now:
+        return f"until {date_words(expires, tz)}"
+    return f"ended on {date_words(expires, tz)}"
+
+
+def origin_words(share: Mapping[str, Any]) -> str:
+    return "when you approved a request" if share.get("origin") == "request" else "shared ahead of time"
+
+
+# who ------------------------------------------------------------------------------------------------
+@dataclass
+class Names:
+    """Who and what the ids stand for, as far as the agent knows (filled by the shell)."""
+
+    issuers: dict[str, str] = field(default_factory=dict)
+    clients: dict[str, str] = field(default_factory=dict)
+    resources: dict[str, str] = field(default_factory=dict)
+    people: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """``issuer#subject`` → {"name", "email"}."""
+    requests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """inbox id → the inbox item (any status)."""
+    shares: dict[str, dict[str, Any]] = field(default_factory=dict)
+    profiles: dict[str, str] = field(default_factory=dict)
+    connections: dict[str, str] = field(default_factory=dict)
+    """connection id → client id."""
+
+    def issuer(self, iss: str | None) -> str:
+        if not iss:
+            return "an unknown issuer"
+        return self.issuers.get(iss) or re.sub(r"^https?://", "", iss).rstrip("/")
+
+    def client(self, client_id: str | None) -> str:
+        if not client_id:
+            return "an app"
+        return self.clients.get(client_id) or f"an app ({client_id[:12]})"
+
+    def resource(self, rid: str) -> str:
+        return self.resources.get(rid) or "a record that was removed"
+
+    def person(self, issuer: str | None, subject: str | None) -> str:
+        """The person's name if it was ever seen, else their e-mail, else their id at the issuer."""
+        seen = self.people.get(f"{issuer}#{subject}") or {}
+        return str(seen.get("name") or seen.get("email") or subject or "someone")
+
+    def profile(self, pid: str | None) -> str:
+        if pid in (None, "me"):
+            return self.profiles.get("me", "you")
+        return self.profiles.get(str(pid), str(pid))
+
+
+def registration_words(registration: str | None, names: Names) -> str:
+    """How the app introduced itself: "registered itself" or "vouched for by City Hospital"."""
+    kind, _, issuer = (registration or "dynamic").partition(":")
+    if kind == "software_statement" and issuer:
+        return f"vouched for by {names.issuer(issuer)}"
+    return "registered itself"
+
+
+def requester_words(requester: Mapping[str, Any] | None, names: Names) -> tuple[str, str]:
+    """(who, how sure): ("Dr. Bob Jones · bob@clinic.example", "Verified by City Hospital") or a clear
+    "Not verified" for a request that carried no identity we could check."""
+    if not requester:
+        return "Someone who did not say who they are", "Not verified"
+    name = requester.get("name") or requester.get("email") or requester.get("subject") or "Someone"
+    email = requester.get("email")
+    who = f"{name} · {email}" if email and email != name else str(name)
+    if requester.get("verified", True):
+        return who, f"Verified by {names.issuer(requester.get('issuer'))}"
+    return who, "Not verified"
+
+
+def requester_name(requester: Mapping[str, Any] | None) -> str:
+    """The short name used in button labels: "Dr. Bob Jones"."""
+    if not requester:
+        return "this request"
+    return str(requester.get("name") or requester.get("email") or requester.get("subject") or "this person")
+
+
+def grantee_words(grantee: Mapping[str, Any], names: Names) -> str:
+    """Who a share is for, in plain words."""
+    kind = grantee.get("kind")
+    if kind == "person":
+        issuer = grantee.get("issuer")
+        return f"{names.person(issuer, grantee.get('subject'))} (verified by {names.issuer(issuer)})"
+    if kind == "email":
+        return f"whoever proves the e-mail address {grantee.get('email')}"
+    if kind == "class":
+        return (f"anyone at {names.issuer(grantee.get('issuer'))} whose {grantee.get('claim')} "
+                f"is {grantee.get('value')}")
+    if kind == "client":
+        return f"the app {names.client(grantee.get('client_id'))}"
+    return "someone"
+
+
+def grantee_short(grantee: Mapping[str, Any], names: Names) -> str:
+    """The short form for labels and dialogs: "Dr. Bob Jones", "bob@clinic.example"."""
+    kind = grantee.get("kind")
+    if kind == "person":
+        return names.person(grantee.get("issuer"), grantee.get("subject"))
+    if kind == "email":
+        return str(grantee.get("email"))
+    if kind == "class":
+        return f"anyone at {names.issuer(grantee.get('issuer'))} whose {grantee.get('claim')} is {grantee.get('value')}"
+    return names.client(grantee.get("client_id"))
+
+
+def grantee_from_text(text: str) -> dict[str, Any]:
+    """The owner's ``email:…``/``sub:…``/``client:…``/``class:…`` form (as in the activity log) as a dict."""
+    kind, _, rest = (text or "").partition(":")
+    if kind == "email":
+        return {"kind": "email", "email": rest}
+    if kind == "client":
+        return {"kind": "client", "client_id": rest}
+    if kind == "sub":
+        issuer, _, subject = rest.rpartition("#")
+        return {"kind": "person", "issuer": issuer, "subject": subject}
+    if kind == "class":
+        issuer, _, cond = rest.rpartition("#")
+        claim, _, value = cond.partition("=")
+        return {"kind": "class", "issuer": issuer, "claim": claim, "value": value}
+    return {"kind": "unknown"}
+
+
+def party_words(party: str | None, names: Names) -> str | None:
+    """The activity log's ``issuer#subject`` (or ``client:ID``) as a person's name; None for an app."""
+    if not party or party.startswith("client:"):
+        return None
+    issuer, _, subject = party.rpartition("#")
+    return names.person(issuer, subject)
+
+
+# errors ----------------------------------------------------------------------------------------------
+_ERRORS: tuple[tuple[str, str], ...] = (
+    (r"was already (approved|denied)", "Someone already answered this request ({0})."),
+    (r"no request .* in the inbox", "This request is no longer waiting."),
+    (r"scope .* was not asked for", "You can only share what was asked for."),
+    (r"nothing left to share", "Tick at least one thing to share."),
+    (r"scopes must be some of", "Choose at least one thing they may do."),
+    (r"another profile's records", "This request is for someone else's records."),
+    (r"that date is already past", "That date is already past."),
+    (r"days must be a positive", "Choose how long to share."),
+    (r"grantee must be", "Say with whom to share."),
+    (r"issuer must be an https URL", "The issuer's address must start with https://."),
+    (r"give the issuer's keys", "Give either the address of the issuer's keys or paste the keys."),
+    (r"not a JWK Set", "That is not a list of public keys."),
+    (r"holds private keys", "Those keys include private keys. Paste only the issuer's public keys."),
+    (r"a profile needs a name", "A profile needs a name of 1 to 80 characters."),
+    (r"exists already", "There is already a profile with that name."),
+    (r"no resource .* in profile", "That record does not belong to this profile."),
+    (r"no share", "That sharing no longer exists."),
+    (r"no connection", "That connection no longer exists."),
+)
+
+
+def plain_error(message: str) -> str:
+    """An owner error as a sentence for people (the core's messages can name protocol things)."""
+    for pattern, text in _ERRORS:
+        m = re.search(pattern, message, re.IGNORECASE)
+        if m:
+            return text.format(*m.groups())
+    cleaned = re.sub(r"\b(scopes?|RPTs?|PATs?|tickets?|UMA)\b", "permission", message)
+    return capitalize(cleaned.rstrip(".")) + "."
+
+
+# the activity log ---------------------------------------------------------------------------------------
+ACCESS_EVENTS = frozenset({"rpt_issued", "introspection"})
+OUTCOMES: tuple[tuple[str, str], ...] = (
+    ("asked", "Requests"), ("shared", "Shared"), ("denied", "Refused"), ("stopped", "Stopped"),
+    ("access", "Access"), ("other", "Other"),
+)
+_OUTCOME_OF = {
+    "request_submitted": "asked", "connect_requested": "asked",
+    "request_approved": "shared", "share_created": "shared", "pat_issued": "shared",
+    "request_denied_by_owner": "denied", "request_denied": "denied",
+    "share_revoked": "stopped", "rs_disconnected": "stopped", "pat_revoked": "stopped", "grant_revoked": "stopped",
+    "token_revoked": "stopped",
+    "rpt_issued": "access", "introspection": "access", "rpt_refreshed": "access",
+}
+
+
+def event_outcome(entry: Mapping[str, Any]) -> str:
+    return _OUTCOME_OF.get(str(entry.get("event")), "other")
+
+
+def _request_person(entry: Mapping[str, Any], names: Names) -> str | None:
+    item = names.requests.get(str(entry.get("inbox_id") or entry.get("item_id") or ""))
+    if item and item.get("requester"):
+        return requester_name(item["requester"])
+    return None
+
+
+def event_person(entry: Mapping[str, Any], names: Names) -> str | None:
+    """The person an entry is about, if any (for the "person" filter)."""
+    ev = entry.get("event")
+    if ev in ("request_submitted", "rpt_issued"):
+        return party_words(entry.get("requester"), names) or _request_person(entry, names)
+    if ev in ("request_approved", "request_denied_by_owner", "request_denied"):
+        return _request_person(entry, names)
+    if ev == "share_created":
+        g = grantee_from_text(str(entry.get("grantee") or ""))
+        return grantee_short(g, names) if g.get("kind") in ("person", "email", "class") else None
+    if ev == "share_revoked":
+        share = names.shares.get(str(entry.get("share_id")))
+        if share and share["grantee"].get("kind") != "client":
+            return grantee_short(share["grantee"], names)
+    return None
+
+
+def event_resources(entry: Mapping[str, Any], names: Names) -> list[str]:
+    """The records an entry is about (for the "record" filter)."""
+    perms = entry.get("permissions")
+    if not perms and entry.get("event") == "share_revoked":
+        perms = (names.shares.get(str(entry.get("share_id"))) or {}).get("permissions")
+    if not perms and entry.get("event") in ("request_denied_by_owner", "request_denied"):
+        perms = (names.requests.get(str(entry.get("inbox_id") or "")) or {}).get("permissions")
+    out = [str(p.get("resource_name") or names.resource(str(p.get("resource_id")))) for p in perms or []]
+    if entry.get("event") in ("resource_registered", "resource_updated", "resource_deleted"):
+        out.append(str(entry.get("name") or names.resource(str(entry.get("resource_id")))))
+    return list(dict.fromkeys(out))
+
+
+def _client_of_connection(entry: Mapping[str, Any], names: Names) -> str:
+    cid = entry.get("client_id") or names.connections.get(str(entry.get("connection_id")))
+    return names.client(cid)
+
+
+def event_sentence(entry: Mapping[str, Any], names: Names, tz: tzinfo | None = None) -> str:
+    """One entry of the activity log as a sentence for people."""
+    ev = str(entry.get("event"))
+    client = names.client(entry.get("client_id")) if entry.get("client_id") else None
+    what = permissions_words(entry.get("permissions") or [], names)
+    if ev == "request_submitted":
+        person = party_words(entry.get("requester"), names)
+        who = f"{person} at {client}" if person else f"Someone using {client} (not verified)"
+        text = f"{who} asked to {what}"
+        return f"{text}, for {entry['purpose']}" if entry.get("purpose") else text
+    if ev == "connect_requested":
+        return f"{client} asked to connect to your records"
+    if ev == "request_approved":
+        item = names.requests.get(str(entry.get("inbox_id"))) or {}
+        if entry.get("kind") == "connect":
+            return f"You let {names.client((item.get('client') or {}).get('client_id'))} connect to your records"
+        who = _request_person(entry, names) or f"the app {names.client((item.get('client') or {}).get('client_id'))}"
+        until = lifetime_words({"expires_at": entry.get("expires_at"), "once": False}, float(entry.get("ts") or 0),
+                               tz)
+        return f"You shared with {who}: {what}, {until}"
+    if ev == "request_denied_by_owner":
+        item = names.requests.get(str(entry.get("inbox_id"))) or {}
+        if entry.get("kind") == "connect":
+            return f"You declined {names.client((item.get('client') or {}).get('client_id'))}'s request to connect"
+        who = _request_person(entry, names) or f"the app {names.client((item.get('client') or {}).get('client_id'))}"
+        asked = permissions_words(item.get("permissions") or [], names)
+        text = f"You said no to {who} ({asked})"
+        return f"{text} and will always say no to them for these records" if entry.get("remembered") else text
+    if ev == "request_denied":
+        return f"{client} was refused, as you had decided before"
+    if ev == "share_created":
+        who = grantee_words(grantee_from_text(str(entry.get("grantee") or "")), names)
+        return f"You shared ahead of time with {who}: {what}"
+    if ev == "share_revoked":
+        share = names.shares.get(str(entry.get("share_id")))
+        if not share:
+            return "You stopped a sharing"
+        who = grantee_short(share["grantee"], names)
+        verb = "stopped saying no to" if share.get("effect") == "deny" else "stopped sharing"
+        return f"You {verb} {records_words(share['permissions'], names)} with {who}"
+    if ev == "rpt_issued":
+        person = party_words(entry.get("requester"), names)
+        return f"{client} was given access to {what}" + (f" for {person}" if person else "")
+    if ev == "rpt_refreshed":
+        return f"{client} renewed the access it was given"
+    if ev == "introspection":
+        ok = "still allowed" if entry.get("active") else "no longer allowed"
+        return f"{client} checked an access with your agent: {ok}"
+    if ev == "pat_issued":
+        return f"{client} is now connected to {_profile_records(entry, names)}"
+    if ev == "pat_refreshed":
+        return f"{client} renewed its connection"
+    if ev in ("pat_revoked", "rs_disconnected"):
+        who = _client_of_connection(entry, names)
+        if ev == "rs_disconnected":
+            return f"You disconnected {who}"
+        reason = {"replaced": "a newer connection replaced it", "disconnected": "it was disconnected",
+                  "revoked_by_client": "it ended the connection itself",
+                  "refresh_token_reused": "a stolen key may have been used, so it was cut off for safety"}
+        return f"{who}'s connection ended: {reason.get(str(entry.get('reason')), 'it ended')}"
+    if ev == "grant_revoked":
+        why = {"share_ended": "the sharing behind it ended",
+               "share_revoked": "you stopped the sharing behind it",
+               "refresh_token_reused": "a stolen key may have been used, so it was cut off for safety"}
+        return f"An app's ongoing access ended: {why.get(str(entry.get('reason')), 'it ended')}"
+    if ev == "token_revoked":
+        return f"{client} gave back an access it had"
+    if ev == "resource_registered":
+        return f"{client} added “{entry.get('name') or 'a record'}” to {_profile_records(entry, names)}"
+    if ev == "resource_updated":
+        return f"{client} updated {names.resource(str(entry.get('resource_id')))}"
+    if ev == "resource_deleted":
+        return f"{client} removed a record"
+    if ev == "client_registered":
+        return f"The app {entry.get('client_name') or client} introduced itself to your agent"
+    if ev == "client_updated":
+        return f"The app {entry.get('client_name') or client} updated its details"
+    if ev == "client_deleted":
+        return f"The app {entry.get('client_name') or client} removed itself"
+    if ev == "profile_added":
+        kind = "a dependent's profile" if entry.get("dependent") else "a profile"
+        return f"You added {kind}: {names.profile(entry.get('profile'))}"
+    if ev == "issuer_trusted":
+        return f"You now trust {names.issuer(entry.get('issuer'))} to confirm who people are"
+    if ev == "code_issued":
+        return f"{client} got a one-time connection code"
+    if ev == "code_reused":
+        return "A connection code was used twice, so the connection made with it was cut off for safety"
+    if ev == "signing_key_rotated":
+        return "Your agent renewed its signing key"
+    return capitalize(ev.replace("_", " "))
+
+
+def _profile_records(entry: Mapping[str, Any], names: Names) -> str:
+    pid = entry.get("profile")
+    return "your records" if pid in (None, "me") else f"{names.profile(pid)}'s records"
+
+
+def daily_access_counts(entries: Iterable[Mapping[str, Any]], now: float, days: int = 14,
+                        tz: tzinfo | None = None) -> list[tuple[date, int]]:
+    """How many times records were accessed (access given or checked) on each of the last ``days`` days,
+    oldest first, today last."""
+    def day_of(ts: float) -> date:
+        return (datetime.fromtimestamp(ts, tz) if tz else datetime.fromtimestamp(ts).astimezone()).date()
+
+    today = day_of(now)
+    counts = Counter(day_of(float(e.get("ts") or 0)) for e in entries if e.get("event") in ACCESS_EVENTS)
+    return [(d, counts.get(d, 0)) for d in (today - timedelta(days=n) for n in range(days - 1, -1, -1))]
+
+
+def iso_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
