@@ -41,7 +41,9 @@ PAGE_HEADERS = [
     (b"content-security-policy", b"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
                                  b"frame-ancestors 'none'"),
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
+    # not no-referrer: with it a browser sends "Origin: null" on the form's POST, which the Origin
+    # check must refuse (a sandboxed frame sends that too); same-origin keeps the real origin
+    (b"referrer-policy", b"same-origin"),
 ]
 
 

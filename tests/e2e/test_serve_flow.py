@@ -3,68 +3,20 @@ owner deciding through the ``consent-agent`` CLI."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 
-from tests.e2e.agentproc import AgentProcess
-from tests.flow import DEVICE_GRANT, UMA_GRANT, RequestingClient, ResourceServer, person_token
-from tests.kit import IdP
-
-
-@dataclass
-class Live:
-    agent: AgentProcess
-    idp: IdP
-    rs: ResourceServer
-    client: RequestingClient
-    resource: str
-
-    def ticket(self, scopes: list[str]) -> str:
-        return self.rs.ticket({"resource_id": self.resource, "resource_scopes": scopes})
-
-    def inbox_item(self, kind: str) -> dict:
-        items = [i for i in self.agent.cli_json("inbox") if i["kind"] == kind]
-        assert len(items) == 1, items
-        return items[0]
+from tests.e2e.live import Live, live_agent
+from tests.flow import person_token
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    data = tmp_path_factory.mktemp("agent")
-    agent = AgentProcess(data)
-    agent.start()
-    http = httpx.Client(timeout=10)
-    try:
-        now = time.time
-        idp = IdP()
-        jwks_file = data.parent / "idp-jwks.json"
-        jwks_file.write_text(json.dumps(idp.key.jwks))
-        agent.cli("trust", "add", idp.issuer, "--jwks-file", str(jwks_file), "--name", "Test hospital IdP")
-
-        rs = ResourceServer(http, agent.issuer, now)
-        rs.register("City Lab", [DEVICE_GRANT, "refresh_token"])
-        device = rs.start_device_flow()
-        assert rs.poll_device(device["device_code"]).json()["error"] == "authorization_pending"
-        connect = next(i for i in agent.cli_json("inbox") if i["kind"] == "connect")
-        assert connect["user_code"] == device["user_code"]
-        agent.cli("approve", connect["id"])
-        time.sleep(device["interval"])  # RFC 8628 §3.5: polling faster earns slow_down
-        r = rs.poll_device(device["device_code"])
-        assert r.status_code == 200 and r.json()["token_type"] == "DPoP", r.text
-        resource = rs.register_resource({"name": "Lab results", "resource_scopes": ["read", "write"]})
-
-        client = RequestingClient(http, agent.issuer, now)
-        client.register("Clinic EHR", [UMA_GRANT])
-        yield Live(agent, idp, rs, client, resource)
-    finally:
-        http.close()
-        agent.stop()
+    with live_agent(tmp_path_factory.mktemp("agent")) as world:
+        yield world
 
 
 def test_owner_approves_read_through_cli_and_revokes(live: Live) -> None:
@@ -74,7 +26,7 @@ def test_owner_approves_read_through_cli_and_revokes(live: Live) -> None:
     waiting = r.json()
     item = live.inbox_item("access")
     assert item["requester"]["subject"] == "dr-bob" and item["requester"]["verified"] is True
-    assert item["client"]["client_name"] == "Clinic EHR"
+    assert item["client"]["client_name"] == "Riverside Clinic EHR"
     assert item["permissions"] == [{"resource_id": live.resource, "resource_name": "Lab results",
                                     "scopes": ["read", "write"]}]
     assert item["purpose"] == "treatment (TREAT)"

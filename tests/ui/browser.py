@@ -32,7 +32,7 @@ def launch(playwright: object) -> Browser:
 def enable_semantics(page: Page, timeout: float = 60_000) -> None:
     placeholder = page.locator("flt-semantics-placeholder")
     placeholder.wait_for(state="attached", timeout=timeout)
-    placeholder.click(force=True)
+    placeholder.evaluate("element => element.click()")  # it sits off-screen on purpose
     page.locator("flt-semantics-host").wait_for(state="attached", timeout=timeout)
 
 

@@ -143,7 +143,8 @@ def test_activity_sentences():
     assert s({"event": "share_created", "grantee": f"class:{HOSP}#role=clinician",
               "permissions": [{"resource_id": "r-lab", "scopes": ["read"]}]}, NAMES) == (
         "You shared ahead of time with anyone at City Hospital whose role is clinician: see Lab results")
-    assert s({"event": "share_revoked", "share_id": "sh-1"}, NAMES) == "You stopped sharing Lab results with Dr. Bob Jones"
+    assert s({"event": "share_revoked", "share_id": "sh-1"}, NAMES) == (
+        "You stopped sharing Lab results with Dr. Bob Jones")
     assert s({"event": "rpt_issued", "client_id": "c-ehr", "requester": f"{HOSP}#dr-bob",
               "permissions": [{"resource_id": "r-lab", "scopes": ["read"]}]}, NAMES) == (
         "Riverside Clinic EHR was given access to see Lab results for Dr. Bob Jones")

@@ -1,0 +1,206 @@
+"""Inbox: requests waiting for the owner. Share or Deny an access request; Approve or Decline a
+lab or clinic that wants to connect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flet as ft
+
+from app.ui import theme, widgets
+from app.ui.widgets import Ui, button, card, icon_line, muted
+from app.ui.words import (
+    LIFETIME_CHOICES,
+    Names,
+    capitalize,
+    lifetime_for,
+    permissions_words,
+    registration_words,
+    relative_time,
+    requester_name,
+    requester_words,
+    scope_choice_label,
+)
+
+
+class InboxScreen:
+    key = "inbox"
+    title = "Inbox"
+
+    def __init__(self, ui: Ui) -> None:
+        self.ui = ui
+        self.summary = ft.Text("", size=15, color=theme.MUTED)
+        self.others = ft.Column(spacing=8)
+        self.items = ft.Column(spacing=theme.GAP)
+        self.root, _ = ui.screen(self.summary, self.others, self.items)
+
+    def refresh(self) -> None:
+        ui = self.ui
+        names = ui.names()
+        pending = ui.owner.inbox()
+        mine = [i for i in pending if i["kind"] == "connect" or i["profile"] == ui.profile]
+        elsewhere = [i for i in pending if i not in mine]
+        n = len(mine)
+        self.summary.value = (f"{n} request{'s' if n != 1 else ''} waiting for you" if n else "")
+        self.summary.visible = bool(n)
+        self.others.controls = [self._elsewhere(elsewhere, names)] if elsewhere else []
+        self.items.controls = [self._card(item, names) for item in reversed(mine)] or [
+            widgets.empty(ft.Icons.INBOX_OUTLINED, "Nothing waiting for you",
+                          "When a clinic or lab asks for your records, the request appears here.")]
+
+    def _elsewhere(self, items: list[dict[str, Any]], names: Names) -> ft.Control:
+        by_profile: dict[str, int] = {}
+        for i in items:
+            by_profile[i["profile"]] = by_profile.get(i["profile"], 0) + 1
+        rows: list[ft.Control] = []
+        for pid, count in by_profile.items():
+            who = names.profile(pid)
+            rows.append(ft.Row([
+                ft.Icon(ft.Icons.INFO_OUTLINE, size=18, color=theme.MUTED),
+                ft.Text(f"{count} request{'s' if count != 1 else ''} for {who}'s records", expand=True),
+                button(f"Show {who}'s", lambda _, pid=pid: self.ui.set_profile(pid), kind="text",
+                       label=f"Show requests for {who}"),
+            ], wrap=False, vertical_alignment=ft.CrossAxisAlignment.CENTER))
+        return ft.Container(ft.Column(rows, spacing=4), padding=ft.Padding.symmetric(horizontal=12, vertical=8),
+                            border_radius=12, bgcolor=ft.Colors.SURFACE_CONTAINER_HIGH)
+
+    # cards -----------------------------------------------------------------------------------------
+    def _card(self, item: dict[str, Any], names: Names) -> ft.Control:
+        return self._connect_card(item, names) if item["kind"] == "connect" else self._access_card(item, names)
+
+    def _access_card(self, item: dict[str, Any], names: Names) -> ft.Control:
+        ui = self.ui
+        requester = item.get("requester")
+        who, sure = requester_words(requester, names)
+        verified = sure != "Not verified"
+        client = item.get("client") or {}
+        app = client.get("client_name") or names.client(client.get("client_id"))
+        name = requester_name(requester) if requester else f"someone using {app}"
+        how = registration_words(client.get("registration"), names)
+        lines: list[ft.Control] = [
+            ft.Row([ft.Icon(ft.Icons.PERSON, color=ft.Colors.PRIMARY),
+                    ft.Text(who, size=17, weight=ft.FontWeight.W_600, expand=True)],
+                   vertical_alignment=ft.CrossAxisAlignment.START),
+            icon_line(ft.Icons.VERIFIED_USER if verified else ft.Icons.GPP_MAYBE, sure,
+                      color=theme.GOOD if verified else theme.WARN, weight=ft.FontWeight.W_600),
+            icon_line(ft.Icons.APPS, f"Through {app} ({how})"),
+            icon_line(ft.Icons.FOLDER_OPEN, f"Wants to {permissions_words(item.get('permissions') or [], names)}",
+                      color=ft.Colors.ON_SURFACE, size=15),
+        ]
+        if item.get("purpose"):
+            lines.append(icon_line(ft.Icons.CHAT_BUBBLE_OUTLINE, f"Why: {item['purpose']}"))
+        if item["profile"] != "me":
+            lines.append(icon_line(ft.Icons.CHILD_CARE, f"About {names.profile(item['profile'])}'s records"))
+        lines.append(muted(f"Arrived {relative_time(item['created_at'], ui.now())}", size=13))
+        if not verified:
+            lines.append(ft.Text("We could not confirm who this is. Share only if you expected this request.",
+                                 size=13, color=theme.WARN))
+        lines.append(widgets.actions(
+            button("Deny", lambda _: self._deny(item, name, person=requester is not None), kind="outlined",
+                   label=f"Deny {name}"),
+            button("Share", lambda _: self._share(item, name, names), label=f"Share with {name}"),
+        ))
+        return card(*lines)
+
+    def _connect_card(self, item: dict[str, Any], names: Names) -> ft.Control:
+        ui = self.ui
+        client = item.get("client") or {}
+        app = client.get("client_name") or names.client(client.get("client_id"))
+        code = item.get("user_code") or item.get("match_code") or ""
+        profiles = ui.owner.profiles()
+        choice = widgets.radio_group([(p["id"], p["name"]) for p in profiles],
+                                     ui.profile if any(p["id"] == ui.profile for p in profiles) else "me")
+        lines: list[ft.Control] = [
+            ft.Row([ft.Icon(ft.Icons.LINK, color=ft.Colors.PRIMARY),
+                    ft.Text(f"{app} wants to connect to your records", size=17, weight=ft.FontWeight.W_600,
+                            expand=True)], vertical_alignment=ft.CrossAxisAlignment.START),
+            ft.Text(f"If you approve, {app} can tell your agent which records it keeps for you, "
+                    "so that you decide who may see them.", size=14),
+            ft.Container(ft.Text(code, size=30, font_family="monospace", weight=ft.FontWeight.W_700,
+                                 semantics_label=f"Code {' '.join(code)}", selectable=True),
+                         padding=ft.Padding.symmetric(horizontal=16, vertical=8), border_radius=8,
+                         bgcolor=ft.Colors.SURFACE_CONTAINER_HIGHEST),
+            icon_line(ft.Icons.WARNING_AMBER, "Check that this code matches what the lab shows.",
+                      color=theme.WARN, weight=ft.FontWeight.W_600),
+            icon_line(ft.Icons.APPS, f"{capitalize(registration_words(client.get('registration'), names))}"),
+            muted(f"Arrived {relative_time(item['created_at'], ui.now())}", size=13),
+        ]
+        if len(profiles) > 1:
+            lines += [ft.Text("Whose records does it keep?", weight=ft.FontWeight.W_600), choice]
+        lines.append(widgets.actions(
+            button("Decline", lambda _: self._decline(item, app), kind="outlined", label=f"Decline {app}"),
+            button("Approve", lambda _: self._approve_connect(item, app, choice.value), label=f"Approve {app}"),
+        ))
+        return card(*lines)
+
+    # decisions -------------------------------------------------------------------------------------
+    def _share(self, item: dict[str, Any], name: str, names: Names) -> None:
+        ui = self.ui
+        scopes: dict[str, list[str]] = {}
+        for p in item.get("permissions") or []:
+            for s in p["scopes"]:
+                scopes.setdefault(s, []).append(p.get("resource_name") or names.resource(p["resource_id"]))
+        rows = {s: widgets.checkbox(scope_choice_label(s, things), True) for s, things in scopes.items()}
+        boxes = {s: box for s, (_, box) in rows.items()}
+        how_long = widgets.radio_group(list(LIFETIME_CHOICES), "always")
+        problem = ft.Text("", color=theme.DANGER, visible=False)
+
+        def go(_: Any) -> None:
+            chosen = [s for s, box in boxes.items() if box.value]
+            if not chosen:
+                problem.value, problem.visible = "Tick at least one thing to share, or choose Cancel.", True
+                problem.update()
+                return
+            ui.close_dialog()
+            done = ui.attempt(lambda: ui.owner.approve(item["id"], scopes=chosen,
+                                                       lifetime=lifetime_for(how_long.value or "always")),
+                              done=f"Shared with {name}.")
+            if done is not None:
+                ui.refresh_all()
+
+        dialog = ft.AlertDialog(
+            modal=True, scrollable=True, title=ft.Text(f"Share with {name}?"), inset_padding=ui.dialog_inset(),
+            content=ft.Column([ft.Text("What may they do?", weight=ft.FontWeight.W_600),
+                               *(row for row, _ in rows.values()),
+                               ft.Text("For how long?", weight=ft.FontWeight.W_600), how_long, problem],
+                              tight=True, spacing=4, width=360),
+            actions=[button("Cancel", lambda _: ui.close_dialog(), kind="text"), button("Share", go)],
+            actions_alignment=ft.MainAxisAlignment.END)
+        ui.page.show_dialog(dialog)
+
+    def _deny(self, item: dict[str, Any], name: str, *, person: bool) -> None:
+        ui = self.ui
+        remember_row, remember = widgets.checkbox(
+            f"Always deny this {'person' if person else 'app'} for these records")
+
+        def go(_: Any) -> None:
+            ui.close_dialog()
+            done = ui.attempt(lambda: ui.owner.deny(item["id"], remember=bool(remember.value)),
+                              done=f"You said no to {name}.")
+            if done is not None:
+                ui.refresh_all()
+
+        dialog = ft.AlertDialog(
+            modal=True, title=ft.Text(f"Deny {name}?"), inset_padding=ui.dialog_inset(),
+            content=ft.Column([ft.Text("They will be told no. You can still share with them later."), remember_row],
+                              tight=True, spacing=8, width=360),
+            actions=[button("Cancel", lambda _: ui.close_dialog(), kind="text"), button("Deny", go, kind="danger")],
+            actions_alignment=ft.MainAxisAlignment.END)
+        ui.page.show_dialog(dialog)
+
+    def _approve_connect(self, item: dict[str, Any], app: str, profile: str | None) -> None:
+        ui = self.ui
+        done = ui.attempt(lambda: ui.owner.approve(item["id"], profile=profile or "me"),
+                          done=f"{app} is connected.")
+        if done is not None:
+            ui.refresh_all()
+
+    def _decline(self, item: dict[str, Any], app: str) -> None:
+        ui = self.ui
+
+        def go() -> None:
+            if ui.attempt(lambda: ui.owner.deny(item["id"]), done=f"You declined {app}.") is not None:
+                ui.refresh_all()
+
+        ui.confirm(title=f"Decline {app}?", body=f"{app} will not be connected to your records.", yes="Decline",
+                   on_yes=go)

@@ -1,0 +1,244 @@
+"""Building blocks shared by the screens, and ``Ui``: one window's (or tab's) session of the app.
+
+Every action control gets an accessible name (what a screen reader says and what a browser test
+finds with ``get_by_role("button", name=...)``). Text buttons carry it as the text's semantics label,
+icon buttons as a ``Semantics`` wrapper.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import flet as ft
+
+from app.ui import theme
+from app.ui.words import Names, plain_error
+from core.errors import OwnerError
+from core.owner import Owner
+
+if TYPE_CHECKING:
+    from app.ui.shell import UiContext
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Handler = Callable[[Any], Any]
+ButtonKind = Literal["filled", "tonal", "outlined", "text", "danger"]
+
+
+# the session --------------------------------------------------------------------------------------
+@dataclass
+class Ui:
+    """What the screens of one page share: the owner, the context, who we act for, and helpers."""
+
+    page: ft.Page
+    owner: Owner
+    ctx: UiContext
+    profile: str = "me"
+    """The profile the owner acts for now; Inbox, Shared and Records show only its things."""
+    width: float = 390
+    refresh_all: Callable[[], None] = lambda: None
+    go: Callable[[str], None] = lambda key: None
+    frames: list[ft.Container] = field(default_factory=list)
+
+    @property
+    def narrow(self) -> bool:
+        return self.width < theme.NARROW
+
+    def now(self) -> float:
+        return float(self.owner.agent.clock())
+
+    def names(self) -> Names:
+        """Who and what the agent's ids stand for, read fresh from its state."""
+        owner, state = self.owner, self.owner.agent.state
+        n = Names(issuers={t["issuer"]: t["name"] for t in owner.trust_list()})
+        for c in state.all("clients"):
+            n.clients[c["client_id"]] = str((c.get("metadata") or {}).get("client_name") or "an unnamed app")
+        for r in owner.resources():
+            n.resources[r["_id"]] = str(r.get("name") or "an unnamed record")
+        for item in state.all("inbox"):
+            n.requests[item["id"]] = item
+            r = item.get("requester")
+            if r:
+                key = f"{r.get('issuer')}#{r.get('subject')}"
+                seen = n.people.setdefault(key, {})
+                seen.update({k: r[k] for k in ("name", "email") if r.get(k)})
+        for s in owner.shares(include_inactive=True):
+            n.shares[s["id"]] = s
+        n.profiles = {p["id"]: p["name"] for p in owner.profiles()}
+        n.connections = {c["id"]: c["client_id"] for c in owner.connections()}
+        return n
+
+    def profile_name(self) -> str:
+        for p in self.owner.profiles():
+            if p["id"] == self.profile:
+                return str(p["name"])
+        return "Me"
+
+    def set_profile(self, pid: str) -> None:
+        self.profile = pid
+        self.refresh_all()
+
+    # feedback -----------------------------------------------------------------------------------
+    def toast(self, message: str, *, error: bool = False) -> None:
+        bar = ft.SnackBar(ft.Text(message, color=ft.Colors.ON_ERROR if error else None),
+                          bgcolor=theme.DANGER if error else None, show_close_icon=True,
+                          duration=ft.Duration(seconds=8 if error else 5))
+        self.page.show_dialog(bar)
+
+    def attempt(self, fn: Callable[[], T], *, done: str | None = None) -> T | None:
+        """Run an owner operation; its refusal becomes a plain SnackBar and None."""
+        try:
+            result = fn()
+        except OwnerError as exc:
+            self.toast(plain_error(str(exc)), error=True)
+            return None
+        if done:
+            self.toast(done)
+        return result
+
+    def close_dialog(self) -> None:
+        self.page.pop_dialog()
+
+    def dialog_inset(self) -> ft.Padding:
+        return ft.Padding.symmetric(horizontal=12 if self.narrow else 40, vertical=24)
+
+    def confirm(self, *, title: str, body: str, yes: str, on_yes: Callable[[], None], danger: bool = True,
+                yes_label: str | None = None) -> None:
+        """Ask before doing something that cannot be undone."""
+
+        def ok(_: Any) -> None:
+            self.close_dialog()
+            on_yes()
+
+        dialog = ft.AlertDialog(
+            modal=True, title=ft.Text(title), content=ft.Text(body), inset_padding=self.dialog_inset(),
+            actions=[button("Cancel", lambda _: self.close_dialog(), kind="text"),
+                     button(yes, ok, kind="danger" if danger else "filled", label=yes_label)],
+            actions_alignment=ft.MainAxisAlignment.END)
+        self.page.show_dialog(dialog)
+
+    # layout -------------------------------------------------------------------------------------
+    def content_width(self) -> float:
+        rail = 0 if self.narrow else 88
+        return max(280.0, min(float(theme.CONTENT_MAX), self.width - rail))
+
+    def screen(self, *controls: ft.Control) -> tuple[ft.Column, ft.Column]:
+        """A scrolling screen with a centred column of readable width; returns (root, inner)."""
+        inner = ft.Column(list(controls), spacing=theme.GAP)
+        frame = ft.Container(inner, width=self.content_width(),
+                             padding=ft.Padding.only(left=16, right=16, top=12, bottom=32))
+        self.frames.append(frame)
+        root = ft.Column([frame], scroll=ft.ScrollMode.AUTO, expand=True,
+                         horizontal_alignment=ft.CrossAxisAlignment.CENTER)
+        return root, inner
+
+    def resize(self, width: float) -> None:
+        self.width = width
+        for f in self.frames:
+            f.width = self.content_width()
+
+
+# controls -----------------------------------------------------------------------------------------
+def button(text: str, on_click: Handler, *, kind: ButtonKind = "filled", label: str | None = None,
+           icon: ft.IconData | None = None, disabled: bool = False) -> ft.Control:
+    """A text button whose accessible name is ``label`` (default: its text)."""
+    content = ft.Text(text, semantics_label=label if label and label != text else None)
+    if kind == "filled":
+        return ft.FilledButton(content=content, icon=icon, on_click=on_click, disabled=disabled)
+    if kind == "tonal":
+        return ft.FilledTonalButton(content=content, icon=icon, on_click=on_click, disabled=disabled)
+    if kind == "outlined":
+        return ft.OutlinedButton(content=content, icon=icon, on_click=on_click, disabled=disabled)
+    if kind == "danger":
+        return ft.FilledButton(content=content, icon=icon, on_click=on_click, disabled=disabled,
+                               style=ft.ButtonStyle(bgcolor=theme.DANGER, color=ft.Colors.WHITE))
+    return ft.TextButton(content=content, icon=icon, on_click=on_click, disabled=disabled)
+
+
+def icon_button(icon: ft.IconData, label: str, on_click: Handler) -> ft.Control:
+    """An icon button named ``label`` for screen readers (and shown as its tooltip)."""
+    return ft.Semantics(label=label, button=True, exclude_semantics=True,
+                        content=ft.IconButton(icon, tooltip=label, on_click=on_click))
+
+
+def labelled(label: str, control: ft.Control) -> ft.Control:
+    """Give a control (a dropdown) an accessible name."""
+    return ft.Semantics(label=label, content=control)
+
+
+def dropdown(label: str, options: list[tuple[str, str]], value: str | None, on_select: Handler | None = None,
+             *, width: float | None = None, a11y: str | None = None) -> tuple[ft.Control, ft.Dropdown]:
+    """A dropdown with an accessible name; returns (what to place, the dropdown itself)."""
+    dd = ft.Dropdown(label=label, value=value, options=[ft.DropdownOption(key=k, text=t) for k, t in options],
+                     on_select=on_select, width=width, dense=True)
+    return labelled(a11y or label, dd), dd
+
+
+def heading(text: str, *, size: int = 20) -> ft.Control:
+    return ft.Semantics(header=True, content=ft.Text(text, size=size, weight=ft.FontWeight.W_600))
+
+
+def muted(text: str, *, size: int = 14, italic: bool = False) -> ft.Text:
+    return ft.Text(text, size=size, color=theme.MUTED, italic=italic)
+
+
+def body(text: str, *, size: int = 15, weight: ft.FontWeight | None = None, color: str | None = None) -> ft.Text:
+    return ft.Text(text, size=size, weight=weight, color=color)
+
+
+def card(*controls: ft.Control, muted_bg: bool = False) -> ft.Card:
+    return ft.Card(ft.Container(ft.Column(list(controls), spacing=8), padding=16),
+                   bgcolor=ft.Colors.SURFACE_CONTAINER_LOWEST if muted_bg else None, elevation=1, margin=0)
+
+
+def actions(*controls: ft.Control) -> ft.Row:
+    """A row of buttons that wraps on narrow screens."""
+    return ft.Row(list(controls), wrap=True, spacing=8, run_spacing=8)
+
+
+def icon_line(icon: ft.IconData, text: str, *, color: str | None = None, size: int = 14,
+              weight: ft.FontWeight | None = None) -> ft.Row:
+    """An icon and a sentence that wraps next to it."""
+    return ft.Row([ft.Icon(icon, size=18, color=color or theme.MUTED),
+                   ft.Text(text, size=size, color=color, weight=weight, expand=True)],
+                  spacing=8, vertical_alignment=ft.CrossAxisAlignment.START)
+
+
+def empty(icon: ft.IconData, text: str, hint: str | None = None) -> ft.Control:
+    items: list[ft.Control] = [ft.Icon(icon, size=48, color=theme.MUTED), ft.Text(text, size=18, color=theme.MUTED,
+                                                                                text_align=ft.TextAlign.CENTER)]
+    if hint:
+        items.append(muted(hint))
+    return ft.Container(ft.Column(items, horizontal_alignment=ft.CrossAxisAlignment.CENTER, spacing=8),
+                        padding=ft.Padding.symmetric(vertical=48), alignment=ft.Alignment.CENTER)
+
+
+def field_error(tf: ft.TextField, message: str | None) -> bool:
+    """Show (or clear) an inline validation message; True when there was one."""
+    tf.error = message
+    return message is not None
+
+
+def checkbox(label: str, value: bool = False) -> tuple[ft.Control, ft.Checkbox]:
+    """A checkbox whose label wraps (Flutter's own label does not); returns (row, the checkbox)."""
+    box = ft.Checkbox(value=value, semantics_label=label)
+
+    def toggle(_: Any) -> None:
+        box.value = not box.value
+        box.update()
+
+    text = ft.Semantics(exclude_semantics=True, expand=True, content=ft.Text(label, on_tap=toggle))
+    return ft.Row([box, text], spacing=4, vertical_alignment=ft.CrossAxisAlignment.CENTER), box
+
+
+def text_field(label: str, **kw: Any) -> ft.TextField:
+    """A text field whose helper and error messages wrap instead of being cut off."""
+    return ft.TextField(label=label, error_max_lines=3, helper_max_lines=3, **kw)
+
+
+def radio_group(choices: list[tuple[str, str]], value: str | None, on_change: Handler | None = None) -> ft.RadioGroup:
+    return ft.RadioGroup(value=value, on_change=on_change,
+                         content=ft.Column([ft.Radio(value=k, label=t) for k, t in choices], spacing=0))
