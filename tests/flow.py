@@ -105,5 +105,6 @@ class RequestingClient(Party):
 
 
 def person_token(idp: IdP, client: RequestingClient, sub: str = "dr-bob", **claims: Any) -> str:
-    return idp.id_token(sub, client.client_id, client.now(), name="Dr. Bob Jones", email="bob@clinic.example",
-                        email_verified=True, **claims)
+    """An ID token for a clinician (Dr. Bob Jones unless ``name``/``email`` say otherwise)."""
+    person = {"name": "Dr. Bob Jones", "email": "bob@clinic.example", "email_verified": True, **claims}
+    return idp.id_token(sub, client.client_id, client.now(), **person)
