@@ -83,7 +83,8 @@ class Ui:
 
     # feedback -----------------------------------------------------------------------------------
     def toast(self, message: str, *, error: bool = False) -> None:
-        bar = ft.SnackBar(ft.Text(message, color=ft.Colors.ON_ERROR if error else None),
+        text = ft.Text(message, color=ft.Colors.ON_ERROR if error else None)
+        bar = ft.SnackBar(ft.Semantics(container=True, content=text),
                           bgcolor=theme.DANGER if error else None, show_close_icon=True,
                           duration=ft.Duration(seconds=8 if error else 5))
         self.page.show_dialog(bar)
@@ -190,7 +191,10 @@ def body(text: str, *, size: int = 15, weight: ft.FontWeight | None = None, colo
 
 
 def card(*controls: ft.Control, muted_bg: bool = False) -> ft.Card:
-    return ft.Card(ft.Container(ft.Column(list(controls), spacing=8), padding=16),
+    """A card whose lines are each their own node for screen readers (and for ``get_by_text``), rather
+    than one long merged label."""
+    lines = [ft.Semantics(container=True, content=c) for c in controls]
+    return ft.Card(ft.Container(ft.Column(lines, spacing=8), padding=16),
                    bgcolor=ft.Colors.SURFACE_CONTAINER_LOWEST if muted_bg else None, elevation=1, margin=0)
 
 
@@ -214,6 +218,11 @@ def empty(icon: ft.IconData, text: str, hint: str | None = None) -> ft.Control:
         items.append(muted(hint))
     return ft.Container(ft.Column(items, horizontal_alignment=ft.CrossAxisAlignment.CENTER, spacing=8),
                         padding=ft.Padding.symmetric(vertical=48), alignment=ft.Alignment.CENTER)
+
+
+def message(text: ft.Text) -> ft.Control:
+    """A status or error line, as its own node (so it is read, and found by ``get_by_text``, on its own)."""
+    return ft.Semantics(container=True, content=text)
 
 
 def field_error(tf: ft.TextField, message: str | None) -> bool:

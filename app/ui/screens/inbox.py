@@ -162,7 +162,8 @@ class InboxScreen:
             modal=True, scrollable=True, title=ft.Text(f"Share with {name}?"), inset_padding=ui.dialog_inset(),
             content=ft.Column([ft.Text("What may they do?", weight=ft.FontWeight.W_600),
                                *(row for row, _ in rows.values()),
-                               ft.Text("For how long?", weight=ft.FontWeight.W_600), how_long, problem],
+                               ft.Text("For how long?", weight=ft.FontWeight.W_600), how_long,
+                               widgets.message(problem)],
                               tight=True, spacing=4, width=360),
             actions=[button("Cancel", lambda _: ui.close_dialog(), kind="text"), button("Share", go)],
             actions_alignment=ft.MainAxisAlignment.END)

@@ -141,7 +141,7 @@ class SettingsScreen:
                   "you choose now; without it the backup is useless, so keep it somewhere safe."),
             self.pass1, self.pass2,
             widgets.actions(self.backup_busy, button("Save encrypted backup", self._backup, icon=ft.Icons.SAVE)),
-            self.backup_done,
+            widgets.message(self.backup_done),
         )
 
     def _lock_section(self) -> ft.Control:
@@ -154,7 +154,7 @@ class SettingsScreen:
                   "at least 8 characters."),
             self.lock_now, self.lock_new, self.lock_again,
             widgets.actions(button("Change app lock", self._change_lock, icon=ft.Icons.LOCK_RESET)),
-            self.lock_msg,
+            widgets.message(self.lock_msg),
         )
 
     # refresh ------------------------------------------------------------------------------------------------
@@ -172,14 +172,14 @@ class SettingsScreen:
         self.warnings.controls = warnings
         items: list[ft.Control] = []
         for t in ui.owner.trust_list():
-            items.append(ft.Container(ft.Column([
+            items.append(ft.Semantics(container=True, content=ft.Container(ft.Column([
                 widgets.icon_line(ft.Icons.VERIFIED_OUTLINED, str(t["name"]), color=theme.GOOD,
                                   weight=ft.FontWeight.W_600, size=15),
                 ft.Container(ft.Column([
                     ft.Text(t["issuer"], size=13, selectable=True, font_family="monospace"),
                     muted(f"Added on {date_words(t['added_at'])} · {t['keys']} public "
                           f"key{'s' if t['keys'] != 1 else ''}", size=12)], spacing=2),
-                    padding=ft.Padding.only(left=26))], spacing=2), padding=ft.Padding.symmetric(vertical=4)))
+                    padding=ft.Padding.only(left=26))], spacing=2), padding=ft.Padding.symmetric(vertical=4))))
         self.trusted.controls = items or [muted("None yet. Without one, every request shows as not verified.")]
 
     # actions ------------------------------------------------------------------------------------------------

@@ -153,8 +153,9 @@ class ShareForm:
         if len(self.profiles) > 1:
             parts += [self._label("Whose records?"), self.profile]
         parts += [self._label("Which record?"), self.resource_host, self._label("What may they do?"),
-                  self.scopes_host, self.scope_error, self._label("With whom?"), self.kind, self.who_host,
-                  self._label("For how long?"), self.how_long, self.problem]
+                  self.scopes_host, widgets.message(self.scope_error), self._label("With whom?"), self.kind,
+                  self.who_host,
+                  self._label("For how long?"), self.how_long, widgets.message(self.problem)]
         self.dialog = ft.AlertDialog(
             modal=True, scrollable=True, title=ft.Text("Share ahead of time"), inset_padding=self.ui.dialog_inset(),
             content=ft.Column(parts, tight=True, spacing=6, width=420),
