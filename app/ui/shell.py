@@ -42,9 +42,11 @@ class UiContext:
 
 
 class Screen(Protocol):
-    key: str
-    title: str
-    root: ft.Control
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def root(self) -> ft.Control: ...
 
     def refresh(self) -> None: ...
 

@@ -60,11 +60,11 @@ class Ui:
             n.resources[r["_id"]] = str(r.get("name") or "an unnamed record")
         for item in state.all("inbox"):
             n.requests[item["id"]] = item
-            r = item.get("requester")
-            if r:
-                key = f"{r.get('issuer')}#{r.get('subject')}"
+            who = item.get("requester")
+            if who:
+                key = f"{who.get('issuer')}#{who.get('subject')}"
                 seen = n.people.setdefault(key, {})
-                seen.update({k: r[k] for k in ("name", "email") if r.get(k)})
+                seen.update({k: who[k] for k in ("name", "email") if who.get(k)})
         for s in owner.shares(include_inactive=True):
             n.shares[s["id"]] = s
         n.profiles = {p["id"]: p["name"] for p in owner.profiles()}
@@ -128,7 +128,7 @@ class Ui:
 
     def screen(self, *controls: ft.Control) -> tuple[ft.Column, ft.Column]:
         """A scrolling screen with a centred column of readable width; returns (root, inner)."""
-        inner = ft.Column(list(controls), spacing=theme.GAP)
+        inner = ft.Column(list(controls), spacing=theme.GAP, horizontal_alignment=ft.CrossAxisAlignment.STRETCH)
         frame = ft.Container(inner, width=self.content_width(),
                              padding=ft.Padding.only(left=16, right=16, top=12, bottom=32))
         self.frames.append(frame)
@@ -193,7 +193,7 @@ def body(text: str, *, size: int = 15, weight: ft.FontWeight | None = None, colo
 def card(*controls: ft.Control, muted_bg: bool = False) -> ft.Card:
     """A card whose lines are each their own node for screen readers (and for ``get_by_text``), rather
     than one long merged label."""
-    lines = [ft.Semantics(container=True, content=c) for c in controls]
+    lines: list[ft.Control] = [ft.Semantics(container=True, content=ft.Container(c)) for c in controls]
     return ft.Card(ft.Container(ft.Column(lines, spacing=8), padding=16),
                    bgcolor=ft.Colors.SURFACE_CONTAINER_LOWEST if muted_bg else None, elevation=1, margin=0)
 
@@ -222,7 +222,7 @@ def empty(icon: ft.IconData, text: str, hint: str | None = None) -> ft.Control:
 
 def message(text: ft.Text) -> ft.Control:
     """A status or error line, as its own node (so it is read, and found by ``get_by_text``, on its own)."""
-    return ft.Semantics(container=True, content=text)
+    return ft.Semantics(container=True, content=ft.Container(text))  # the text may be hidden, the wrapper not
 
 
 def field_error(tf: ft.TextField, message: str | None) -> bool:

@@ -112,6 +112,9 @@ LIFETIME_CHOICES: tuple[tuple[str, str], ...] = (
     ("once", "Just this once"), ("day", "A day"), ("month", "A month"), ("always", "Until I revoke"),
 )
 
+DEFAULT_LIFETIME = "month"
+"""Pre-selected in the Share dialogs: long enough for a course of care, short enough to lapse on its own."""
+
 
 def lifetime_for(choice: str) -> Lifetime:
     """The Share dialog's radio choice as the owner's lifetime."""

@@ -75,6 +75,7 @@ def test_lifetime_choices_map_to_the_owners_lifetimes():
     assert words.lifetime_for("day") == Lifetime(days=1)
     assert words.lifetime_for("month") == Lifetime(days=30)
     assert words.lifetime_for("always") == Lifetime()
+    assert words.DEFAULT_LIFETIME == "month"
 
 
 def test_lifetime_words():

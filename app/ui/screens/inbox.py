@@ -10,6 +10,7 @@ import flet as ft
 from app.ui import theme, widgets
 from app.ui.widgets import Ui, button, card, icon_line, muted
 from app.ui.words import (
+    DEFAULT_LIFETIME,
     LIFETIME_CHOICES,
     Names,
     capitalize,
@@ -41,7 +42,8 @@ class InboxScreen:
         mine = [i for i in pending if i["kind"] == "connect" or i["profile"] == ui.profile]
         elsewhere = [i for i in pending if i not in mine]
         n = len(mine)
-        self.summary.value = (f"{n} request{'s' if n != 1 else ''} waiting for you" if n else "")
+        whom = "you" if ui.profile == "me" else ui.profile_name()
+        self.summary.value = f"{n} request{'s' if n != 1 else ''} waiting for {whom}" if n else ""
         self.summary.visible = bool(n)
         self.others.controls = [self._elsewhere(elsewhere, names)] if elsewhere else []
         self.items.controls = [self._card(item, names) for item in reversed(mine)] or [
@@ -54,15 +56,19 @@ class InboxScreen:
             by_profile[i["profile"]] = by_profile.get(i["profile"], 0) + 1
         rows: list[ft.Control] = []
         for pid, count in by_profile.items():
-            who = names.profile(pid)
+            whose = "your own" if pid == "me" else f"{names.profile(pid)}'s"
+            show, label = ("Show yours", "Show your own requests") if pid == "me" else (
+                f"Show {names.profile(pid)}'s", f"Show requests for {names.profile(pid)}")
             rows.append(ft.Row([
                 ft.Icon(ft.Icons.INFO_OUTLINE, size=18, color=theme.MUTED),
-                ft.Text(f"{count} request{'s' if count != 1 else ''} for {who}'s records", expand=True),
-                button(f"Show {who}'s", lambda _, pid=pid: self.ui.set_profile(pid), kind="text",
-                       label=f"Show requests for {who}"),
+                ft.Text(f"{count} request{'s' if count != 1 else ''} for {whose} records", expand=True),
+                button(show, self._switcher(pid), kind="text", label=label),
             ], wrap=False, vertical_alignment=ft.CrossAxisAlignment.CENTER))
         return ft.Container(ft.Column(rows, spacing=4), padding=ft.Padding.symmetric(horizontal=12, vertical=8),
                             border_radius=12, bgcolor=ft.Colors.SURFACE_CONTAINER_HIGH)
+
+    def _switcher(self, pid: str) -> widgets.Handler:
+        return lambda _: self.ui.set_profile(pid)
 
     # cards -----------------------------------------------------------------------------------------
     def _card(self, item: dict[str, Any], names: Names) -> ft.Control:
@@ -116,10 +122,13 @@ class InboxScreen:
                             expand=True)], vertical_alignment=ft.CrossAxisAlignment.START),
             ft.Text(f"If you approve, {app} can tell your agent which records it keeps for you, "
                     "so that you decide who may see them.", size=14),
-            ft.Container(ft.Text(code, size=30, font_family="monospace", weight=ft.FontWeight.W_700,
-                                 semantics_label=f"Code {' '.join(code)}", selectable=True),
-                         padding=ft.Padding.symmetric(horizontal=16, vertical=8), border_radius=8,
-                         bgcolor=ft.Colors.SURFACE_CONTAINER_HIGHEST),
+            # a labelled node (aria-label "Code H Q H W - M X Z J", read out character by character)
+            # holding the code as shown
+            ft.Semantics(label=f"Code {' '.join(code)}", container=True, content=ft.Container(
+                ft.Semantics(container=True, content=ft.Text(code, size=30, font_family="monospace",
+                                                             weight=ft.FontWeight.W_700)),
+                padding=ft.Padding.symmetric(horizontal=16, vertical=8), border_radius=8,
+                bgcolor=ft.Colors.SURFACE_CONTAINER_HIGHEST)),
             icon_line(ft.Icons.WARNING_AMBER, "Check that this code matches what the lab shows.",
                       color=theme.WARN, weight=ft.FontWeight.W_600),
             icon_line(ft.Icons.APPS, f"{capitalize(registration_words(client.get('registration'), names))}"),
@@ -142,7 +151,7 @@ class InboxScreen:
                 scopes.setdefault(s, []).append(p.get("resource_name") or names.resource(p["resource_id"]))
         rows = {s: widgets.checkbox(scope_choice_label(s, things), True) for s, things in scopes.items()}
         boxes = {s: box for s, (_, box) in rows.items()}
-        how_long = widgets.radio_group(list(LIFETIME_CHOICES), "always")
+        how_long = widgets.radio_group(list(LIFETIME_CHOICES), DEFAULT_LIFETIME)
         problem = ft.Text("", color=theme.DANGER, visible=False)
 
         def go(_: Any) -> None:
@@ -153,7 +162,7 @@ class InboxScreen:
                 return
             ui.close_dialog()
             done = ui.attempt(lambda: ui.owner.approve(item["id"], scopes=chosen,
-                                                       lifetime=lifetime_for(how_long.value or "always")),
+                                                       lifetime=lifetime_for(how_long.value or DEFAULT_LIFETIME)),
                               done=f"Shared with {name}.")
             if done is not None:
                 ui.refresh_all()

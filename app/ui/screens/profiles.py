@@ -13,7 +13,7 @@ from app.ui.words import date_words, plain_error
 from core.errors import OwnerError
 
 
-def parse_day(text: str) -> int | None:
+def parse_day(text: str) -> int:
     """``2030-01-31`` (or 31/01/2030) as the end of that day, UTC; ValueError when it is not a date."""
     text = text.strip()
     for fmt in ("%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y"):
@@ -76,7 +76,8 @@ class ProfilesScreen:
             details.append(widgets.icon_line(ft.Icons.CHECK_CIRCLE, "You are acting for this profile",
                                              color=theme.GOOD, weight=ft.FontWeight.W_600))
         else:
-            details.append(widgets.actions(button(f"Act for {name}", lambda _, pid=p["id"]: self._switch(pid, name),
+            pid = str(p["id"])
+            details.append(widgets.actions(button(f"Act for {name}", lambda _: self._switch(pid, name),
                                                   kind="tonal", label=f"Act for {name}")))
         return card(*details)
 
@@ -94,12 +95,13 @@ class ProfilesScreen:
             self.name.error, bad = "Enter their name.", True
         if (self.until.value or "").strip():
             try:
-                until = parse_day(self.until.value or "")
+                day = parse_day(self.until.value or "")
             except ValueError:
                 self.until.error, bad = "Enter a date like 2030-01-31, or leave it empty.", True
             else:
-                if until <= ui.now():
+                if day <= ui.now():
                     self.until.error, bad = "That date is already past.", True
+                until = day
         if bad:
             ui.page.update()
             return

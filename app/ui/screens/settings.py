@@ -23,7 +23,7 @@ MIN_BACKUP_PASSPHRASE = 10
 def qr_png(text: str) -> bytes | None:
     """The text as a QR code PNG, or None when the qrcode package is not installed."""
     try:
-        import qrcode
+        import qrcode  # type: ignore[import-untyped]
     except ImportError:
         return None
     qr = qrcode.QRCode(border=2, box_size=8, error_correction=qrcode.constants.ERROR_CORRECT_M)
@@ -74,7 +74,7 @@ class SettingsScreen:
         self.pass1 = widgets.text_field("Backup passphrase", password=True)
         self.pass2 = widgets.text_field("The same passphrase again", password=True)
         self.backup_busy = ft.ProgressRing(width=20, height=20, visible=False)
-        self.backup_done = ft.Text("", size=13, selectable=True, visible=False, color=theme.GOOD)
+        self.backup_done = ft.Text("", size=13, visible=False, color=theme.GOOD)
         # app lock
         self.lock_now = widgets.text_field("Current PIN or passphrase", password=True)
         self.lock_new = widgets.text_field("New PIN or passphrase", password=True)
@@ -96,7 +96,7 @@ class SettingsScreen:
         return card(
             heading("Your agent's address", size=17),
             muted("Labs and clinics reach your agent here. Show them this code or send them the address."),
-            ft.Row([ft.Text(ctx.issuer, size=15, selectable=True, font_family="monospace", expand=True),
+            ft.Row([ft.Text(ctx.issuer, size=15, font_family="monospace", expand=True),
                     widgets.icon_button(ft.Icons.COPY, "Copy address", self._copy)],
                    vertical_alignment=ft.CrossAxisAlignment.CENTER),
             *qr,
@@ -161,7 +161,7 @@ class SettingsScreen:
     def refresh(self) -> None:
         ui = self.ui
         status = ui.owner.status()
-        warnings = []
+        warnings: list[ft.Control] = []
         for w in status.get("warnings") or []:
             text = ("Your agent's keys are stored without encryption (development mode)."
                     if "plaintext" in w else "The activity log fails its tamper check. Something changed it."
@@ -176,7 +176,7 @@ class SettingsScreen:
                 widgets.icon_line(ft.Icons.VERIFIED_OUTLINED, str(t["name"]), color=theme.GOOD,
                                   weight=ft.FontWeight.W_600, size=15),
                 ft.Container(ft.Column([
-                    ft.Text(t["issuer"], size=13, selectable=True, font_family="monospace"),
+                    ft.Text(t["issuer"], size=13, font_family="monospace"),
                     muted(f"Added on {date_words(t['added_at'])} · {t['keys']} public "
                           f"key{'s' if t['keys'] != 1 else ''}", size=12)], spacing=2),
                     padding=ft.Padding.only(left=26))], spacing=2), padding=ft.Padding.symmetric(vertical=4))))

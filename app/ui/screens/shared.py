@@ -9,6 +9,7 @@ import flet as ft
 from app.ui import theme, widgets
 from app.ui.widgets import Ui, button, card, icon_line, muted
 from app.ui.words import (
+    DEFAULT_LIFETIME,
     LIFETIME_CHOICES,
     Names,
     capitalize,
@@ -143,7 +144,7 @@ class ShareForm:
         clients = sorted(((cid, name) for cid, name in self.names.clients.items()), key=lambda c: c[1].lower())
         self.client_place, self.client = widgets.dropdown("App", clients, None, width=320)
         self.who_host = ft.Column(spacing=8)
-        self.how_long = widgets.radio_group(list(LIFETIME_CHOICES), "always")
+        self.how_long = widgets.radio_group(list(LIFETIME_CHOICES), DEFAULT_LIFETIME)
         self.problem = ft.Text("", color=theme.DANGER, visible=False)
         self._profile_changed(update=False)
         self._kind_changed(update=False)
@@ -266,7 +267,7 @@ class ShareForm:
         try:
             share = ui.owner.share(profile=self.profile.value or "me", resource_id=str(self.resource.value),
                                    scopes=chosen, grantee=grantee,
-                                   lifetime=lifetime_for(self.how_long.value or "always"))
+                                   lifetime=lifetime_for(self.how_long.value or DEFAULT_LIFETIME))
         except OwnerError as exc:
             self._fail(plain_error(str(exc)))
             ui.page.update()
