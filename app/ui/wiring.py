@@ -29,12 +29,29 @@ def has_display() -> bool:
     return True
 
 
+def desktop_client_problem() -> str | None:
+    """Why no desktop window can open, or None. Flet's window is a separate client program that is
+    fetched once and cached; without it (offline on first run) the web UI is the way in."""
+    if os.environ.get("FLET_VIEW_PATH"):
+        return None
+    try:
+        import flet_desktop
+
+        flet_desktop.ensure_client_cached()
+    except Exception as exc:  # a download or unpack failure of any kind: fall back, say why
+        return f"the desktop window could not be prepared ({exc.__class__.__name__})"
+    return None
+
+
 def choose_ui(requested: str | None) -> tuple[str, str | None]:
     """The mode to run (``desktop``, ``web`` or ``none``) and a notice for the person, if any."""
     if requested == "none":
         return "none", None
     if requested in (None, "desktop") and has_display():
-        return "desktop", None
+        problem = desktop_client_problem()
+        if problem is None:
+            return "desktop", None
+        return "web", f"{problem}, so the app opens in your browser instead"
     if requested == "desktop":
         return "web", "no display here, so the app opens in your browser instead of a window"
     return "web", None
