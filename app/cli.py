@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from app import restore as restore_cmd
 from app import runtime
 from core.config import is_loopback_host
 from core.errors import OwnerError
@@ -330,6 +331,11 @@ def build_parser() -> Parser:
     serve.set_defaults(key="serve")
     serve.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, metavar="DIR")
     runtime.add_serve_arguments(serve)
+    restore = cmds.add_parser("restore", help="become this agent on a new device, from a key backup",
+                              description="Restore an encrypted key backup into a data dir that has no keys yet.")
+    restore.set_defaults(key="restore")
+    restore.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, metavar="DIR")
+    restore_cmd.add_arguments(restore)
 
     command("status", "show how the agent is doing")
     command("inbox", "list the requests waiting for a decision")
@@ -388,6 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_dir = Path(getattr(ns, "data_dir", None) or default_data_dir())
     if ns.key == "serve":
         return runtime.serve(runtime.options_from(ns, data_dir))
+    if ns.key == "restore":
+        return restore_cmd.restore(ns, data_dir)
     try:
         answer = call_agent(data_dir, REQUESTS[ns.key](ns))
         print(answer.text if getattr(ns, "json", False) else printable(RENDERERS[ns.key](answer.data, ns)))

@@ -139,6 +139,8 @@ class SettingsScreen:
             heading("Back up your agent's keys", size=17),
             muted("The backup lets you move your agent to a new device. It is encrypted with a passphrase "
                   "you choose now; without it the backup is useless, so keep it somewhere safe."),
+            muted("On the new device, before its first start: consent-agent restore <backup file>. It then "
+                  "starts as the same agent, with the same address for labs and clinics to trust.", size=13),
             self.pass1, self.pass2,
             widgets.actions(self.backup_busy, button("Save encrypted backup", self._backup, icon=ft.Icons.SAVE)),
             widgets.message(self.backup_done),
