@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.agentproc import AgentProcess
 from tests.e2e.live import Live, live_agent
 from tests.flow import person_token
-from tests.ui.browser import LAPTOP, launch, unlock
+from tests.ui.browser import LAPTOP, unlock
 
 APPEARS = 10_000  # ms: a new request must show up without reload, well within this
 
@@ -23,14 +23,6 @@ APPEARS = 10_000  # ms: a new request must show up without reload, well within t
 class App:
     live: Live
     page: Page
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from tests.e2e.agentproc import AgentProcess
-from tests.ui.browser import PHONE, SECRET, launch, shot, unlock
+from tests.ui.browser import PHONE, SECRET, shot, unlock
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
-    proc = AgentProcess(tmp_path_factory.mktemp("agent"))
-    proc.start(ui="web")
-    try:
-        yield proc
-    finally:
-        proc.stop()
+def agent(web_agent: AgentProcess) -> AgentProcess:
+    return web_agent
 
 
 def test_the_lock_comes_first_and_a_wrong_secret_shows_nothing(browser: Browser, agent: AgentProcess) -> None:

@@ -10,11 +10,11 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.live import Live, live_agent
 from tests.flow import DEVICE_GRANT, ResourceServer, person_token
-from tests.ui.browser import ARTIFACTS, LAPTOP, PHONE, launch, shot, unlock
+from tests.ui.browser import ARTIFACTS, LAPTOP, PHONE, shot, unlock
 
 SCREENS = ("Inbox", "Shared", "Records", "Activity", "Profiles", "Settings")
 
@@ -40,14 +40,6 @@ def populate(live: Live) -> None:
     hub = ResourceServer(live.rs.http, live.rs.issuer, live.rs.now)
     hub.register("Blood pressure hub", [DEVICE_GRANT])
     hub.start_device_flow()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 def open_screen(page: Page, screen: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,13 +14,8 @@ from tests.e2e.agentproc import AgentProcess
 
 
 @pytest.fixture(scope="module")
-def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
-    proc = AgentProcess(tmp_path_factory.mktemp("agent"))
-    proc.start(ui="web")
-    try:
-        yield proc
-    finally:
-        proc.stop()
+def agent(web_agent: AgentProcess) -> AgentProcess:
+    return web_agent
 
 
 def ws_refused(url: str, origin: str | None) -> bool:
