@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import flet as ft
-from app.ui.shell import UiContext, build
 
 from app.ui.lock import AppLock, LockError
+from app.ui.shell import UiContext, build
 from core.owner import Owner
 
 

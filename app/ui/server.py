@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import flet as ft
-from app.ui.shell import UiContext
 
 from app.ui.gate import UIGate
 from app.ui.lock import AppLock
 from app.ui.main import make_main
+from app.ui.shell import UiContext
 from core.owner import Owner
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
