@@ -22,10 +22,10 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -209,7 +209,7 @@ class QuietServer(uvicorn.Server):
         yield
 
 
-def make_server(app: Any, *, lifespan: str = "off") -> QuietServer:
+def make_server(app: Any, *, lifespan: Literal["auto", "on", "off"] = "off") -> QuietServer:
     """``timeout_graceful_shutdown``: an open WebSocket (the web UI) must not hold up a stop."""
     return QuietServer(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, lifespan=lifespan,
                                       access_log=False, server_header=False, proxy_headers=False))
@@ -229,9 +229,11 @@ async def every(seconds: float, job: Callable[[], None]) -> None:
 
 
 async def run_servers(servers: list[tuple[QuietServer, socket.socket]], on_ready: Callable[[], None],
-                      housekeeping: Callable[[], None] | None = None) -> None:
+                      housekeeping: Callable[[], None] | None = None,
+                      beside: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()) -> None:
     """Serve until a signal (or a server stops); ``on_ready`` runs once every server listens;
-    ``housekeeping`` runs hourly meanwhile (signing-key rotation)."""
+    ``housekeeping`` runs hourly meanwhile (signing-key rotation); ``beside`` are long-running jobs
+    started once the servers listen and cancelled when they stop (the relay link)."""
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
@@ -247,15 +249,17 @@ async def run_servers(servers: list[tuple[QuietServer, socket.socket]], on_ready
                 signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop))
     tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in servers]
     chores = asyncio.create_task(every(HOUSEKEEPING_EVERY, housekeeping)) if housekeeping else None
+    jobs: list[asyncio.Task[None]] = []
     try:
         while not all(server.started for server, _ in servers) and not any(t.done() for t in tasks):
             await asyncio.sleep(0.02)
         if all(server.started for server, _ in servers):
             on_ready()
+            jobs.extend(asyncio.create_task(job()) for job in beside)
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        if chores is not None:
-            chores.cancel()
+        for job in [*jobs, *([chores] if chores else [])]:
+            job.cancel()
         for server, _ in servers:
             server.should_exit = True
         await asyncio.gather(*tasks)

@@ -35,7 +35,7 @@ def desktop_client_problem() -> str | None:
     if os.environ.get("FLET_VIEW_PATH"):
         return None
     try:
-        import flet_desktop
+        import flet_desktop  # type: ignore[import-untyped]
 
         flet_desktop.ensure_client_cached()
     except Exception as exc:  # a download or unpack failure of any kind: fall back, say why

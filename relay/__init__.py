@@ -1,0 +1,1 @@
+"""consent-relay: reaching agents behind NAT without trusting the relay with any authority."""
