@@ -23,12 +23,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import uvicorn
 
+from app.relaying import Relaying
 from core.agent import Agent
 from core.asgi import PublicApp
 from core.clock import system_clock
@@ -90,9 +91,6 @@ def options_from(ns: argparse.Namespace, data_dir: Path) -> ServeOptions:
 # --- the steps ------------------------------------------------------------------------------------
 
 
-def refuse_unbuilt(opts: ServeOptions) -> None:
-    if opts.relay:
-        raise StartError("relay support is not in this build; serve without --relay", code=2)
 
 
 def prepare_data_dir(path: Path) -> Path:
@@ -325,7 +323,6 @@ def serve(opts: ServeOptions, env: Mapping[str, str] = os.environ) -> int:
 def run(opts: ServeOptions, env: Mapping[str, str]) -> None:
     from app.ui.wiring import choose_ui, run_desktop, web_ui  # Flet loads only when an app is wanted
 
-    refuse_unbuilt(opts)
     mode, notice = choose_ui(opts.ui)
     if notice:
         say(notice)
@@ -335,6 +332,9 @@ def run(opts: ServeOptions, env: Mapping[str, str]) -> None:
     public_sock = bind(opts.host, opts.port)
     owner_sock = bind("127.0.0.1", 0)  # the owner surface never leaves loopback
     public = http_url(opts.host, public_sock)
+    relaying = start_relaying(opts, keys)
+    if relaying is not None:
+        opts = replace(opts, public_url=relaying.base_url(data_dir))
     settings = build_settings(opts, data_dir, public)
     agent = assemble(settings, keys, data_dir)
     info_path, token_path = data_dir / "agent.json", data_dir / "owner.token"
@@ -360,7 +360,8 @@ def run(opts: ServeOptions, env: Mapping[str, str]) -> None:
             if ui is not None:
                 say(f"Open the app: {ui.open_url}")
 
-        serve_all = run_servers(servers, announce, housekeeping=lambda: rotate_keys(agent))
+        beside = [relaying.serving(agent)] if relaying else []
+        serve_all = run_servers(servers, announce, housekeeping=lambda: rotate_keys(agent), beside=beside)
         if mode == "desktop":
             serve_beside_window(serve_all, servers, lambda: run_desktop(agent, owner, data_dir))
         else:
@@ -373,6 +374,15 @@ def run(opts: ServeOptions, env: Mapping[str, str]) -> None:
                 path.unlink()
         for sock in sockets:
             sock.close()
+
+
+def start_relaying(opts: ServeOptions, keys: KeyRing) -> Relaying | None:
+    if not opts.relay:
+        return None
+    try:
+        return Relaying(opts.relay, keys, say)
+    except ValueError as exc:
+        raise StartError(f"cannot use the relay {opts.relay}: {exc}", code=2) from None
 
 
 def serve_beside_window(serve_all: Coroutine[Any, Any, None], servers: list[tuple[QuietServer, socket.socket]],

@@ -109,15 +109,14 @@ def test_serve_without_any_way_to_unlock_the_keys_stops_at_once_naming_all_three
     assert not (tmp_path / "data" / "keys.json").exists()
 
 
-def test_serve_through_a_relay_is_refused_plainly_in_this_build(tmp_path: Path) -> None:
+def test_serve_with_an_unusable_relay_url_is_refused_plainly(tmp_path: Path) -> None:
     done = subprocess.run(
-        consent_agent("serve", "--data-dir", tmp_path / "data", "--relay", "https://relay.example"),
-        cwd=ROOT,
-        env=agent_env(CONSENT_AGENT_PASSPHRASE="pw"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
+        consent_agent("serve", "--data-dir", tmp_path / "data", "--port", "0", "--ui", "none",
+                      "--relay", "http://relay.example"),
+        cwd=ROOT, env=agent_env(CONSENT_AGENT_PASSPHRASE="a test passphrase"), capture_output=True, text=True,
+        timeout=30, check=False,
     )
     assert done.returncode == 2
-    assert done.stderr.strip() == "consent-agent: relay support is not in this build; serve without --relay"
+    assert done.stderr.startswith("consent-agent: cannot use the relay http://relay.example:")
+    assert done.stderr.count("\n") == 1
+

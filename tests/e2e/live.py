@@ -47,10 +47,10 @@ def connect_lab(agent: AgentProcess, rs: ResourceServer, approve: Callable[[dict
 
 
 @contextmanager
-def live_agent(data: Path, *, ui: str = "none",
+def live_agent(data: Path, *, ui: str = "none", extra: tuple[str, ...] = (),
                approve_connect: Callable[[AgentProcess, dict], None] | None = None) -> Iterator[Live]:
     agent = AgentProcess(data)
-    agent.start(ui=ui, timeout=60)
+    agent.start(*extra, ui=ui, timeout=60)
     http = httpx.Client(timeout=10)
     try:
         idp = IdP()
