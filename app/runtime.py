@@ -291,9 +291,10 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def agent_record(agent: Agent, owner_url: str, public: str, ui: str | None = None) -> dict[str, Any]:
+def agent_record(agent: Agent, owner_url: str, public: str, ui: str | None = None,
+                 relay: str | None = None) -> dict[str, Any]:
     return {"issuer": agent.issuer, "agent_id": agent.keys.agent_id, "owner_api": owner_url,
-            "pid": os.getpid(), "ui": ui, "public": public, "started_at": int(time.time()),
+            "pid": os.getpid(), "ui": ui, "public": public, "relay": relay, "started_at": int(time.time()),
             "key_protection": agent.keys.protection}
 
 
@@ -345,11 +346,11 @@ def run(opts: ServeOptions, env: Mapping[str, str]) -> None:
         owner_url = http_url("127.0.0.1", owner_sock)
         servers = [(make_server(PublicApp(agent, public_router())), public_sock),
                    (make_server(OwnerApp(owner, token)), owner_sock)]
-        ui = web_ui(agent, owner, data_dir, token, opts.ui_port, bind) if mode == "web" else None
+        ui = web_ui(agent, owner, data_dir, token, opts.ui_port, bind, relaying) if mode == "web" else None
         if ui is not None:
             sockets.append(ui.sock)
             servers.append((make_server(ui.gate, lifespan="on"), ui.sock))
-        record = agent_record(agent, owner_url, public, ui.url if ui else None)
+        record = agent_record(agent, owner_url, public, ui.url if ui else None, opts.relay)
 
         def announce() -> None:
             try:
@@ -363,7 +364,7 @@ def run(opts: ServeOptions, env: Mapping[str, str]) -> None:
         beside = [relaying.serving(agent)] if relaying else []
         serve_all = run_servers(servers, announce, housekeeping=lambda: rotate_keys(agent), beside=beside)
         if mode == "desktop":
-            serve_beside_window(serve_all, servers, lambda: run_desktop(agent, owner, data_dir))
+            serve_beside_window(serve_all, servers, lambda: run_desktop(agent, owner, data_dir, relaying))
         else:
             with asyncio.Runner(loop_factory=loop_factory()) as runner:
                 runner.run(serve_all)

@@ -39,6 +39,8 @@ class UiContext:
     """The relay's URL, or None when the agent is not reachable through one."""
     on_change_lock: Callable[[str, str], str | None] | None = None
     """Change the app lock: ``(current, new)`` → an error message for the person, or None when done."""
+    relay_state: Callable[[], str] | None = None
+    """The link's state now: ``connecting``, ``connected`` or ``offline: <reason>``."""
 
 
 class Screen(Protocol):

@@ -16,6 +16,7 @@ from core.agent import Agent
 from core.owner import Owner
 
 if TYPE_CHECKING:
+    from app.relaying import Relaying
     from app.ui.shell import UiContext
 
 LOCK_FILE = "ui-lock.json"
@@ -57,7 +58,7 @@ def choose_ui(requested: str | None) -> tuple[str, str | None]:
     return "web", None
 
 
-def context(agent: Agent, data_dir: Path) -> UiContext:
+def context(agent: Agent, data_dir: Path, relaying: Relaying | None = None) -> UiContext:
     from app.ui.shell import UiContext
 
     lock = AppLock(data_dir / LOCK_FILE)
@@ -69,8 +70,9 @@ def context(agent: Agent, data_dir: Path) -> UiContext:
             return str(exc)
         return None
 
-    return UiContext(issuer=agent.issuer, agent_id=agent.keys.agent_id, data_dir=data_dir, relay=None,
-                     on_change_lock=change_lock)
+    return UiContext(issuer=agent.issuer, agent_id=agent.keys.agent_id, data_dir=data_dir,
+                     relay=relaying.relay_url if relaying else None, on_change_lock=change_lock,
+                     relay_state=(lambda: relaying.state) if relaying else None)
 
 
 @dataclass
@@ -83,25 +85,25 @@ class WebUI:
 
 
 def web_ui(agent: Agent, owner: Owner, data_dir: Path, launch_token: str, port: int | None,
-           bind: BindFn) -> WebUI:
+           bind: BindFn, relaying: Relaying | None = None) -> WebUI:
     from app.ui.server import web_app
 
     lock = AppLock(data_dir / LOCK_FILE)
     sock = bind("127.0.0.1", port or 0)  # the app never listens beyond loopback
-    gate = web_app(owner, context(agent, data_dir), lock, launch_token)
+    gate = web_app(owner, context(agent, data_dir, relaying), lock, launch_token)
     gate.port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{gate.port}/"
     open_url = url if lock.is_set else f"{url}unlock?t={launch_token}"
     return WebUI(gate, sock, url, open_url)
 
 
-def run_desktop(agent: Agent, owner: Owner, data_dir: Path) -> None:
+def run_desktop(agent: Agent, owner: Owner, data_dir: Path, relaying: Relaying | None = None) -> None:
     """Open the window and block until it is closed; the lock is asked inside it."""
     import flet as ft
 
     from app.ui.main import make_main
     from app.ui.server import ASSETS
 
-    main = make_main(owner, context(agent, data_dir), window_lock=AppLock(data_dir / LOCK_FILE))
+    main = make_main(owner, context(agent, data_dir, relaying), window_lock=AppLock(data_dir / LOCK_FILE))
     ft.run(main, view=ft.AppView.FLET_APP, assets_dir=str(ASSETS))
 

@@ -110,11 +110,18 @@ class SettingsScreen:
 
     def _relay(self) -> ft.Control:
         relay = self.ui.ctx.relay
-        if relay:
+        state = self.ui.ctx.relay_state() if self.ui.ctx.relay_state else "connected"
+        if relay and state == "connected":
             lines: list[ft.Control] = [widgets.icon_line(ft.Icons.CLOUD_DONE_OUTLINED, f"Connected through {relay}",
                                                          color=theme.GOOD, weight=ft.FontWeight.W_600),
                                        muted("Apps can reach your agent through the relay even when this device "
                                              "is not on their network. The relay never sees your keys.")]
+        elif relay:
+            why = state.removeprefix("offline: ") if state.startswith("offline") else "connecting"
+            lines = [widgets.icon_line(ft.Icons.CLOUD_SYNC_OUTLINED, f"Reconnecting to {relay}", color=theme.WARN,
+                                       weight=ft.FontWeight.W_600),
+                     muted(f"Apps cannot reach your agent from the internet until the relay answers again ({why}). "
+                           "Your agent keeps trying by itself.")]
         else:
             lines = [widgets.icon_line(ft.Icons.CLOUD_OFF, "Not connected", weight=ft.FontWeight.W_600),
                      muted("A relay lets labs and clinics reach your agent from the internet while it runs on "
