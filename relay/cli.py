@@ -20,7 +20,8 @@ from typing import NoReturn
 import uvicorn
 
 from core.config import ConfigError, check_public_url
-from relay.server import RelaySettings, build_app
+from relay.server import build_app
+from relay.settings import RelaySettings
 
 DEFAULT_PORT = 8780
 

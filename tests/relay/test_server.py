@@ -23,7 +23,9 @@ from starlette.websockets import WebSocketDisconnect
 
 from core.keys import verify_signed_jwks
 from relay import protocol
-from relay.server import CLOSE_REPLACED, RelaySettings, build_app, route
+from relay.proxy import route
+from relay.server import CLOSE_REPLACED, build_app
+from relay.settings import RelaySettings
 from tests.kit import make_agent
 
 RELAY = "https://relay.example"
