@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -16,6 +17,9 @@ from relay.link import LinkError, RelayLink, agent_handler, connect_url, metadat
 
 log = logging.getLogger("consent_agent.relay")
 FIRST_CONTACT = 20.0
+RENEW_EVERY = 86_400.0
+"""The relay keeps the metadata and signed JWKS of the last hello to serve while the agent is away;
+a daily fresh hello keeps that copy young (verifiers refuse a signed JWKS older than a week)."""
 
 
 @dataclass
@@ -27,6 +31,7 @@ class Relaying:
     say: Callable[[str], None]
     state: str = "connecting"
     link: RelayLink = field(init=False)
+    _renew: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         connect_url(self.relay_url)  # refuses a URL we could not use, before anything starts
@@ -57,18 +62,32 @@ class Relaying:
             self.say(f"relay: not reachable yet ({exc.__class__.__name__}); serving as {guess} and retrying")
             return guess
 
+    def renew(self) -> None:
+        """Say hello again now (after a signing-key rotation, so the relay's copy of the JWKS has the
+        new key). Call it on the serving event loop."""
+        self._renew.set()
+
     def serving(self, agent: Agent) -> Callable[[], Coroutine[Any, Any, None]]:
-        link = RelayLink(self.relay_url, self.keys, on_state=self._on_state)
-        self.link = link
+        def metadata(base: str) -> dict[str, Any]:
+            settings = agent.settings if base == agent.issuer else Settings(
+                data_dir=agent.settings.data_dir, public_url=base)
+            return metadata_for(settings, self.keys.agent_id)
 
         async def run() -> None:
-            def metadata(base: str) -> dict[str, Any]:
-                return metadata_for(agent.settings, self.keys.agent_id) if base == agent.issuer else \
-                    metadata_for(Settings(data_dir=agent.settings.data_dir, public_url=base), self.keys.agent_id)
-
-            try:
-                await link.serve(agent_handler(agent), metadata=metadata)
-            finally:
-                await link.close()
+            while True:
+                link = RelayLink(self.relay_url, self.keys, on_state=self._on_state)
+                self.link = link
+                serving = asyncio.create_task(link.serve(agent_handler(agent), metadata=metadata))
+                renewal = asyncio.create_task(self._renew.wait())
+                try:
+                    await asyncio.wait({serving, renewal}, timeout=RENEW_EVERY,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    renewal.cancel()
+                    self._renew.clear()
+                    await link.close()
+                    serving.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await serving
 
         return run

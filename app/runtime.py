@@ -276,10 +276,13 @@ def assemble(settings: Settings, keys: KeyRing, data_dir: Path) -> Agent:
         raise StartError(f"cannot open the agent's data in {data_dir}: {exc}") from None
 
 
-def rotate_keys(agent: Agent) -> None:
-    """A long-running agent rotates its signing key when due, not only at start (DESIGN: Keys)."""
+def rotate_keys(agent: Agent, relaying: Relaying | None = None) -> None:
+    """A long-running agent rotates its signing key when due, not only at start (DESIGN: Keys), and
+    tells the relay, whose copy of the signed JWKS must carry the new key."""
     if agent.keys.rotate_if_due(agent.now(), every_days=agent.settings.key_rotation_days):
         agent.audit.append("signing_key_rotated", durable=True, kid=agent.keys.current().kid)
+        if relaying is not None:
+            relaying.renew()
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -362,7 +365,8 @@ def run(opts: ServeOptions, env: Mapping[str, str]) -> None:
                 say(f"Open the app: {ui.open_url}")
 
         beside = [relaying.serving(agent)] if relaying else []
-        serve_all = run_servers(servers, announce, housekeeping=lambda: rotate_keys(agent), beside=beside)
+        serve_all = run_servers(servers, announce, housekeeping=lambda: rotate_keys(agent, relaying),
+                                beside=beside)
         if mode == "desktop":
             serve_beside_window(serve_all, servers, lambda: run_desktop(agent, owner, data_dir, relaying))
         else:

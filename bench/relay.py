@@ -1,6 +1,6 @@
 """The relay's cost: token endpoint direct vs through ``consent-relay``, and relay memory per idle agent.
 
-    python bench/relay.py            # 1000 grants at 1 connection, 4000 at 64, per path; 2000 idle agents
+    python bench/relay.py            # 2000 grants at 1 connection, 8000 at 64, per path; 2000 idle agents
     python bench/relay.py --quick    # smoke run: 200 / 600 grants; still 2000 idle agents
 
 Part 1 (throughput). A real relay process (``python -m relay serve --port 0``) and one agent server
@@ -243,8 +243,9 @@ class Requests:
     def __init__(self, setup: dict[str, Any], relay_url: str) -> None:
         self.setup = setup
         self.issuer = setup["issuer"]
-        self.direct = (f"{HOST}:{setup['port']}", "")
-        self.relay = (urlsplit(relay_url).netloc, urlsplit(self.issuer).path.rstrip("/"))
+        base = urlsplit(self.issuer).path.rstrip("/")  # the public app serves under the issuer's path
+        self.direct = (f"{HOST}:{setup['port']}", base)
+        self.relay = (urlsplit(relay_url).netloc, base)
         self.rs_dpop = _key(setup["rs_dpop_key"], setup["rs_dpop_kid"])
         self.client_key = _key(setup["client_key"], setup["client_kid"])
         self.client_dpop = Key()
@@ -388,7 +389,8 @@ def throughput(args: argparse.Namespace) -> tuple[list[str], int]:
     out.append(f"Part 1: POST /token (UMA grant, uma-ticket + private_key_jwt + DPoP + pushed ID token), one agent "
                f"process (uvicorn uvloop/httptools + RelayLink on one loop), one relay process; halves run "
                f"direct, relay, relay, direct ({elapsed:.0f} s)")
-    out.append(f"  direct = http://{HOST}:{ports['direct']}/token   relay = {relay_url}/{{agent_id}}/token")
+    out.append(f"  direct = http://{HOST}:{ports['direct']}/{{agent_id}}/token (the agent serves under its issuer's "
+               f"path)   relay = {relay_url}/{{agent_id}}/token")
     out.append(HEAD)
     for key, (d, r) in cells.items():
         out.append(row(f"{key} direct", d))
@@ -403,6 +405,12 @@ def throughput(args: argparse.Namespace) -> tuple[list[str], int]:
         for res in (dr, rr):
             if res.failures:
                 out.append(f"  FAILED {res.name}: {res.failures}; first: {res.first_failure}")
+    out.append("  halves in run order (req/s, agent us/req): drift shows here")
+    for key, (d, r) in cells.items():
+        order = [("direct", d.parts[0]), ("relay", r.parts[0]), ("relay", r.parts[1]), ("direct", d.parts[1])]
+        out.append(f"    {key:<10} " + "  ".join(
+            f"{p} {h.rate:.0f}/" + ("n/a" if h.server_cpu is None else f"{1e6 * h.server_cpu / h.requests:.0f}")
+            for p, h in order))
     d, r = cells[f"bare@{c}"]
     extra = 1e6 * (r.result.seconds / r.result.requests - d.result.seconds / d.result.requests)
     rcpu = 1e6 * r.relay_cpu / r.result.requests
@@ -511,8 +519,8 @@ def memory(args: argparse.Namespace) -> tuple[list[str], int]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--quick", action="store_true", help="smoke run: fewer grant requests")
-    p.add_argument("--requests-1", type=int, default=1000, help="grants per path at 1 connection (default 1000)")
-    p.add_argument("--requests-64", type=int, default=4000, help="grants per path at 64 connections (default 4000)")
+    p.add_argument("--requests-1", type=int, default=2000, help="grants per path at 1 connection (default 2000)")
+    p.add_argument("--requests-64", type=int, default=8000, help="grants per path at 64 connections (default 8000)")
     p.add_argument("--concurrency", type=int, default=64, help="connections for the loaded cells (default 64)")
     p.add_argument("--agents", type=int, default=IDLE_AGENTS, help=f"idle agents for part 2 (default {IDLE_AGENTS})")
     p.add_argument("--skip-memory", action="store_true", help=argparse.SUPPRESS)

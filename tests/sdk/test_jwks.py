@@ -131,7 +131,7 @@ def test_a_key_swapped_into_the_payload_is_detected(agent: Agent) -> None:
     mallory = ec.generate_private_key(ec.SECP256R1())
 
     def swap(token: str) -> str:
-        header, payload, sig = parts(token)
+        _, payload, sig = parts(token)
         jwk = public_jwk(mallory)
         payload["keys"][0] = {**jwk, "kid": jwk_thumbprint(jwk), "alg": "ES256", "use": "sig"}
         return ".".join([token.split(".")[0], b64url(json.dumps(payload).encode()), sig])
@@ -142,7 +142,7 @@ def test_a_key_swapped_into_the_payload_is_detected(agent: Agent) -> None:
 
 def test_an_edited_payload_is_detected(agent: Agent) -> None:
     def edit(token: str) -> str:
-        h, payload, s = parts(token)
+        _, payload, s = parts(token)
         payload["iat"] += 1  # even a harmless-looking edit breaks the signature
         return ".".join([token.split(".")[0], b64url(json.dumps(payload).encode()), s])
 
