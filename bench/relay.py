@@ -315,9 +315,9 @@ def abba(label: str, make: Any, n: int, c: int, check: Any, ports: dict[str, int
          relay_pid: int) -> tuple[Cell, Cell]:
     """direct, relay, relay, direct halves; ``make(path, k)`` gives k requests for that path."""
     half = max(1, n // 2)
-    batches = [(p, make(p, half)) for p in ("direct", "relay", "relay", "direct")]
     cells = {"direct": Cell(), "relay": Cell()}
-    for p, reqs in batches:
+    for p in ("direct", "relay", "relay", "direct"):
+        reqs = make(p, half)  # signed right before its half (untimed): DPoP iat must stay within 60 s
         timed(cells[p], f"{label} {p}", ports[p], reqs, c, check, agent_pid, relay_pid)
     return cells["direct"], cells["relay"]
 
