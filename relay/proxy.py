@@ -113,17 +113,12 @@ def cached_answer(record: AgentRecord, method: str, path: str) -> AgentResponse 
     if method not in ("GET", "HEAD"):
         return None
     if path in (WELL_KNOWN_UMA, WELL_KNOWN_OAUTH):
-        doc = record.metadata.get("uma2" if path == WELL_KNOWN_UMA else "oauth")
-        if not doc:
-            return None
-        return AgentResponse(200, [("content-type", "application/json"), *CACHED_HEADERS],
-                             json.dumps(doc, separators=(",", ":")).encode("utf-8"))
+        doc = record.uma2 if path == WELL_KNOWN_UMA else record.oauth
+        return AgentResponse(200, [("content-type", "application/json"), *CACHED_HEADERS], doc) if doc else None
     if path == "/jwks.jwt":
-        return AgentResponse(200, [("content-type", "application/jwk-set+jwt"), *CACHED_HEADERS],
-                             record.signed_jwks.encode("ascii"))
+        return AgentResponse(200, [("content-type", "application/jwk-set+jwt"), *CACHED_HEADERS], record.signed_jwks)
     if path == "/jwks.json":
-        return AgentResponse(200, [("content-type", "application/json"), *CACHED_HEADERS],
-                             json.dumps(record.jwks, separators=(",", ":")).encode("utf-8"))
+        return AgentResponse(200, [("content-type", "application/json"), *CACHED_HEADERS], record.jwks)
     return None
 
 

@@ -117,36 +117,14 @@ class AgentSockets:
 
     async def serve(self, ws: WebSocket) -> None:
         await ws.accept()
-        nonce = secrets.token_urlsafe(24)
-        relay_url = self.settings.base
-        await ws.send_text(json.dumps({"type": "challenge", "nonce": nonce, "relay": relay_url}))
-        try:
-            message = await asyncio.wait_for(ws.receive(), HELLO_TIMEOUT)
-        except TimeoutError:
-            await refuse(ws, "no hello in time")
+        record = await self.handshake(ws)
+        if record is None:
             return
-        if message["type"] == "websocket.disconnect":
-            return
-        try:
-            text = message.get("text")
-            if not isinstance(text, str) or len(text) > HELLO_MAX_BYTES:
-                raise HelloRefused("expected a hello as one JSON text frame")
-            try:
-                hello = json.loads(text)
-            except (ValueError, RecursionError):
-                raise HelloRefused("the hello is not JSON") from None
-            if not isinstance(hello, dict):
-                raise HelloRefused("the hello is not a JSON object")
-            agent_id, metadata, signed_jwks, jwks = check_hello(hello, nonce=nonce, relay_url=relay_url,
-                                                                now=self.clock())
-        except HelloRefused as exc:
-            await refuse(ws, str(exc))
-            return
+        agent_id = record.agent_id
         if not self.hub.can_attach(agent_id):
             await refuse(ws, "the relay is full; try again later", CLOSE_TRY_LATER)
             return
         link = AgentLink(agent_id, ws.send_bytes, lambda code, reason: ws.close(code, reason))
-        record = AgentRecord(agent_id, metadata, signed_jwks, jwks)
         async with link.send_lock:  # no request frame may overtake the welcome
             try:
                 previous = self.hub.attach(record, link)
@@ -169,6 +147,36 @@ class AgentSockets:
             link.fail_all()
             self.hub.detach(agent_id, link)
             log.info("agent %s disconnected", agent_id)
+
+    async def handshake(self, ws: WebSocket) -> AgentRecord | None:
+        """Challenge, hello, checks. A method of its own so that the hello (text, parsed JSON,
+        metadata) is freed before the long life of the connection, not kept in its frame."""
+        nonce = secrets.token_urlsafe(24)
+        relay_url = self.settings.base
+        await ws.send_text(json.dumps({"type": "challenge", "nonce": nonce, "relay": relay_url}))
+        try:
+            message = await asyncio.wait_for(ws.receive(), HELLO_TIMEOUT)
+        except TimeoutError:
+            await refuse(ws, "no hello in time")
+            return None
+        if message["type"] == "websocket.disconnect":
+            return None
+        try:
+            text = message.get("text")
+            if not isinstance(text, str) or len(text) > HELLO_MAX_BYTES:
+                raise HelloRefused("expected a hello as one JSON text frame")
+            try:
+                hello = json.loads(text)
+            except (ValueError, RecursionError):
+                raise HelloRefused("the hello is not JSON") from None
+            if not isinstance(hello, dict):
+                raise HelloRefused("the hello is not a JSON object")
+            agent_id, metadata, signed_jwks, jwks = check_hello(hello, nonce=nonce, relay_url=relay_url,
+                                                                now=self.clock())
+        except HelloRefused as exc:
+            await refuse(ws, str(exc))
+            return None
+        return AgentRecord.from_hello(agent_id, metadata, signed_jwks, jwks)
 
     async def read(self, ws: WebSocket, link: AgentLink) -> None:
         while True:
