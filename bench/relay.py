@@ -58,8 +58,20 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.grant import (  # noqa: E402
-    HOST, ID_TOKEN, JWT_BEARER, SUBJECT, UMA_GRANT, _exit_with_parent, _key, _pem, is_rpt, is_ticket,
-    stop_server, tickets_from, wait_for_setup)
+    HOST,
+    ID_TOKEN,
+    JWT_BEARER,
+    SUBJECT,
+    UMA_GRANT,
+    _exit_with_parent,
+    _key,
+    _pem,
+    is_rpt,
+    is_ticket,
+    stop_server,
+    tickets_from,
+    wait_for_setup,
+)
 from bench.loadgen import Result, _proc_cpu, request_bytes, run_sync  # noqa: E402
 from tests.kit import IdP, Key, client_assertion, dpop_proof  # noqa: E402
 
