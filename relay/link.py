@@ -85,9 +85,10 @@ class LinkClosed(Exception):
 
 
 def metadata_for(settings: Settings, agent_id: str) -> dict[str, Any]:
-    """The signed metadata of the hello: the same document at both well-known locations."""
-    return {"uma2": build_metadata(settings, agent_id=agent_id),
-            "oauth": build_metadata(settings, agent_id=agent_id)}
+    """The signed metadata of the hello. The agent serves one document at both well-known locations,
+    so it is sent once: a hello without ``oauth`` tells the relay to serve ``uma2`` there too (a
+    smaller hello, and less for the relay to keep per idle agent)."""
+    return {"uma2": build_metadata(settings, agent_id=agent_id)}
 
 
 def agent_handler(agent: Agent, router: Router | None = None) -> Handler:
@@ -253,7 +254,8 @@ class RelayLink:
             raise LinkError(f"the relay now names this agent {base_url}, not {self.base_url}")
         assert self._metadata is not None
         metadata = {k: dict(v) for k, v in self._metadata(base_url).items()}
-        if metadata.get("uma2", {}).get("issuer") != base_url or metadata.get("oauth", {}).get("issuer") != base_url:
+        docs = [metadata.get("uma2", {}), *([metadata["oauth"]] if "oauth" in metadata else [])]
+        if any(doc.get("issuer") != base_url for doc in docs):
             raise ValueError(f"the metadata must name the issuer {base_url}")  # a caller's bug: not retried
         now = int(self._clock())
         proof = self.keys.sign_with_identity({"nonce": nonce, "aud": relay_public, "iat": now,
@@ -266,6 +268,7 @@ class RelayLink:
             raise LinkError("the relay answered the hello with neither welcome nor refused")
         if answer.get("agent_id") != agent_id or str(answer.get("base_url", "")).rstrip("/") != base_url:
             raise LinkError("the relay's welcome names another agent or base URL")
+        await ws.send(protocol.encode({"id": protocol.READY_ID, "status": 200, "headers": []}))
         self.base_url = base_url
 
     # --- serving ----------------------------------------------------------------------------------

