@@ -13,6 +13,7 @@ pipelining, no TLS.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -75,7 +76,7 @@ class Result:
 
 
 class _Closed(Exception):
-    pass
+    """The server closed a keep-alive connection."""
 
 
 async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -174,10 +175,8 @@ async def run(name: str, host: str, port: int, requests: Sequence[bytes], *, con
     for _, writer in conns:
         writer.close()
     for _, writer in conns:
-        try:
+        with contextlib.suppress(ConnectionError, OSError):  # already gone: nothing to close
             await writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
     return Result(name, len(requests), seconds, latencies, statuses, tally["failures"], tally["errors"], bodies,
                   cpu1 - cpu0, None if srv0 is None or srv1 is None else srv1 - srv0,
                   first_failure[0] if first_failure else "")

@@ -18,7 +18,7 @@ MAX_DOCUMENT = 256 * 1024
 
 
 class FetchError(Exception):
-    pass
+    """A document could not be fetched; the message says why, in one line."""
 
 
 class Fetch(Protocol):

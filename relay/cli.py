@@ -27,7 +27,7 @@ DEFAULT_PORT = 8780
 
 
 class CliError(Exception):
-    pass
+    """A start-up problem shown to the person in one line."""
 
 
 class Parser(argparse.ArgumentParser):

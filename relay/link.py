@@ -194,7 +194,7 @@ class RelayLink:
                 self._set_state(f"offline: {reason}")
                 await self._until_closed(asyncio.sleep(self._backoff.next_delay()))
         except LinkClosed:
-            pass
+            return  # close() was called: stopping is the normal way out
 
     async def close(self) -> None:
         """Stops :meth:`connect`/:meth:`serve` promptly (they return at their next await)."""
@@ -285,7 +285,7 @@ class RelayLink:
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
         except ConnectionClosed:
-            pass
+            pass  # the relay went away: the caller reconnects; the reason is read below
         finally:
             for task in tasks:
                 task.cancel()

@@ -45,7 +45,7 @@ def error(status: int, code: str, description: str, headers: Sequence[tuple[str,
 
 
 class TooLarge(Exception):
-    pass
+    """The request body is larger than the relay accepts (answered 413)."""
 
 
 async def read_body(receive: Receive, headers: Sequence[tuple[str, str]], limit: int) -> bytes:
