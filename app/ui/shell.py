@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import flet as ft
 
 from app.ui import theme
+from app.ui.logos import LogoCache
 from app.ui.widgets import Ui
 from core.owner import Owner
 
@@ -41,6 +42,8 @@ class UiContext:
     """Change the app lock: ``(current, new)`` → an error message for the person, or None when done."""
     relay_state: Callable[[], str] | None = None
     """The link's state now: ``connecting``, ``connected`` or ``offline: <reason>``."""
+    logos: LogoCache | None = None
+    """Client logos fetched by the agent (the browser never loads a client's ``logo_uri``)."""
 
 
 class Screen(Protocol):

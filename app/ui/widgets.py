@@ -8,7 +8,7 @@ icon buttons as a ``Semantics`` wrapper.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -209,6 +209,20 @@ def icon_line(icon: ft.IconData, text: str, *, color: str | None = None, size: i
     return ft.Row([ft.Icon(icon, size=18, color=color or theme.MUTED),
                    ft.Text(text, size=size, color=color, weight=weight, expand=True)],
                   spacing=8, vertical_alignment=ft.CrossAxisAlignment.START)
+
+
+def app_line(ui: Ui, client: Mapping[str, Any], text: str) -> ft.Row:
+    """``text`` about the app a request comes through, led by the app's logo once the agent has it
+    on the device (see app/ui/logos.py), or a generic app icon until then."""
+    logos = ui.ctx.logos
+    picture = logos.get(client.get("logo_uri")) if logos is not None else None
+    if picture is None:
+        return icon_line(ft.Icons.APPS, text)
+    name = client.get("client_name") or "the app"
+    logo = ft.Semantics(label=f"Logo of {name}", image=True, content=ft.Image(
+        src=picture, width=18, height=18, fit=ft.BoxFit.CONTAIN, border_radius=4))
+    return ft.Row([logo, ft.Text(text, size=14, expand=True)], spacing=8,
+                  vertical_alignment=ft.CrossAxisAlignment.START)
 
 
 def empty(icon: ft.IconData, text: str, hint: str | None = None) -> ft.Control:

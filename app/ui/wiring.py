@@ -9,10 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from app.ui.gate import UIGate
 from app.ui.lock import AppLock, LockError
+from app.ui.logos import LOGO_READY, LogoCache
 from core.agent import Agent
+from core.config import is_loopback_host
 from core.owner import Owner
 
 if TYPE_CHECKING:
@@ -70,9 +73,11 @@ def context(agent: Agent, data_dir: Path, relaying: Relaying | None = None) -> U
             return str(exc)
         return None
 
+    logos = LogoCache(data_dir / "logos", allow_loopback=is_loopback_host(urlsplit(agent.issuer).hostname or ""),
+                      on_ready=lambda uri: agent.events.publish(LOGO_READY, {"uri": uri}))
     return UiContext(issuer=agent.issuer, agent_id=agent.keys.agent_id, data_dir=data_dir,
                      relay=relaying.relay_url if relaying else None, on_change_lock=change_lock,
-                     relay_state=(lambda: relaying.state) if relaying else None)
+                     relay_state=(lambda: relaying.state) if relaying else None, logos=logos)
 
 
 @dataclass

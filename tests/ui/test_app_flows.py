@@ -13,8 +13,9 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.agentproc import AgentProcess
 from tests.e2e.live import Live, live_agent
-from tests.flow import person_token
+from tests.flow import UMA_GRANT, RequestingClient, person_token
 from tests.ui.browser import LAPTOP, unlock
+from tests.ui_unit.test_logos import Handler, picture_server
 
 APPEARS = 10_000  # ms: a new request must show up without reload, well within this
 
@@ -122,3 +123,25 @@ def test_revoking_from_shared_makes_the_rpt_inactive(app: App) -> None:
     while app.live.rs.introspect(rpt)["active"] and time.monotonic() < deadline:
         time.sleep(0.1)
     assert app.live.rs.introspect(rpt) == {"active": False}
+
+
+def test_a_registered_logo_shows_on_the_card_fetched_by_the_agent_not_the_browser(app: App) -> None:
+
+    page = app.page
+    seen_by_browser: list[str] = []
+    page.on("request", lambda request: seen_by_browser.append(request.url))
+    go(page, "Inbox")
+    with picture_server() as base:
+        clinic = RequestingClient(app.live.client.http, app.live.agent.issuer, time.time)
+        clinic.register("Northside Clinic", [UMA_GRANT], logo_uri=base + "/logo.png")
+        token = person_token(app.live.idp, clinic, sub="dr-dan", name="Dr. Dan Reed")
+        r = clinic.ask(app.live.ticket(["read"]), id_token=token)
+        assert r.json()["error"] == "request_submitted", r.text
+        deny = page.get_by_role("button", name="Deny Dr. Dan Reed")
+        expect(deny).to_be_visible(timeout=APPEARS)
+        expect(page.get_by_label("Logo of Northside Clinic")).to_be_visible(timeout=APPEARS)
+        assert Handler.hits == ["/logo.png"]  # fetched once, by the agent
+        assert not [u for u in seen_by_browser if u.startswith(base)]
+        deny.click()
+        page.get_by_role("button", name="Deny", exact=True).click()
+        expect(deny).to_have_count(0, timeout=APPEARS)

@@ -89,7 +89,7 @@ class InboxScreen:
                    vertical_alignment=ft.CrossAxisAlignment.START),
             icon_line(ft.Icons.VERIFIED_USER if verified else ft.Icons.GPP_MAYBE, sure,
                       color=theme.GOOD if verified else theme.WARN, weight=ft.FontWeight.W_600),
-            icon_line(ft.Icons.APPS, f"Through {app} ({how})"),
+            widgets.app_line(ui, client, f"Through {app} ({how})"),
             icon_line(ft.Icons.FOLDER_OPEN, f"Wants to {permissions_words(item.get('permissions') or [], names)}",
                       color=ft.Colors.ON_SURFACE, size=15),
         ]
@@ -131,7 +131,7 @@ class InboxScreen:
                 bgcolor=ft.Colors.SURFACE_CONTAINER_HIGHEST)),
             icon_line(ft.Icons.WARNING_AMBER, "Check that this code matches what the lab shows.",
                       color=theme.WARN, weight=ft.FontWeight.W_600),
-            icon_line(ft.Icons.APPS, f"{capitalize(registration_words(client.get('registration'), names))}"),
+            widgets.app_line(ui, client, capitalize(registration_words(client.get("registration"), names))),
             muted(f"Arrived {relative_time(item['created_at'], ui.now())}", size=13),
         ]
         if len(profiles) > 1:
