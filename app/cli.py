@@ -336,6 +336,16 @@ def build_parser() -> Parser:
     restore.set_defaults(key="restore")
     restore.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, metavar="DIR")
     restore_cmd.add_arguments(restore)
+    demo = cmds.add_parser("demo", help="play the surgery story end to end, through a real relay",
+                           description="Start a relay, a throw-away agent with its app, and a records server, "
+                                       "then play Alice's surgery story; Dr. Bob's request waits for you to "
+                                       "press Share in the app (or use --auto).")
+    demo.set_defaults(key="demo")
+    demo.add_argument("--auto", action="store_true", help="press Share from the script (for CI) and exit at the end")
+    demo.add_argument("--ui", choices=("desktop", "web", "none"),
+                      help="the app (default: a window or the web UI; none with --auto)")
+    demo.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+                      help="keep the demo's agent here (default: a temporary folder, removed at the end)")
 
     command("status", "show how the agent is doing")
     command("inbox", "list the requests waiting for a decision")
@@ -396,6 +406,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return runtime.serve(runtime.options_from(ns, data_dir))
     if ns.key == "restore":
         return restore_cmd.restore(ns, data_dir)
+    if ns.key == "demo":
+        from app.demo.story import DemoOptions, run
+
+        return run(DemoOptions(auto=ns.auto, ui=ns.ui or ("none" if ns.auto else None), data_dir=ns.data_dir))
     try:
         answer = call_agent(data_dir, REQUESTS[ns.key](ns))
         print(answer.text if getattr(ns, "json", False) else printable(RENDERERS[ns.key](answer.data, ns)))

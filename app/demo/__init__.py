@@ -1,0 +1,1 @@
+"""``consent-agent demo``: the story of the seed documents, played through a real relay."""

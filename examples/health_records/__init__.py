@@ -1,0 +1,1 @@
+"""A FHIR-flavoured health-records server protected by consent-agent (see server.py)."""
