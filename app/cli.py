@@ -9,8 +9,10 @@ is one line on stderr and a non-zero exit status (1; 2 for a malformed command l
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -145,13 +147,180 @@ REQUESTS: dict[str, Callable[[argparse.Namespace], ApiCall]] = {
     "revoke": lambda ns: ApiCall("POST", f"/v1/shares/{quote(ns.id, safe='')}/revoke", {}),
     "profiles": lambda ns: ApiCall("GET", "/v1/profiles"),
     "profiles add": lambda ns: ApiCall("POST", "/v1/profiles", {
-        "name": ns.name, "dependent": ns.dependent, "until": ns.until, "exclude": ns.exclude}),
+        "name": ns.name, "dependent": ns.dependent, "until": ns.until, "exclude": ns.exclude,
+        "covers": ns.covers}),
+    "profiles show": lambda ns: ApiCall("GET", f"/v1/profiles/{q(ns.id)}"),
+    "profiles rename": lambda ns: ApiCall("POST", f"/v1/profiles/{q(ns.id)}/rename", {"name": ns.name}),
+    "profiles change": lambda ns: ApiCall("POST", f"/v1/profiles/{q(ns.id)}/guardianship", {
+        "until": ns.until, "exclude": ns.exclude or None, "covers": ns.covers, "require": ns.require}),
+    "profiles end": lambda ns: ApiCall("POST", f"/v1/profiles/{q(ns.id)}/end", {}),
+    "profiles handover": lambda ns: handover_call(ns),
+    "profiles import": lambda ns: import_call(ns),
+    "profiles review": lambda ns: ApiCall("GET", "/v1/shares/review", query={"profile": ns.id} if ns.id else {}),
+    "profiles keep": lambda ns: ApiCall("POST", f"/v1/shares/{q(ns.id)}/keep", {}),
+    "profiles co-guardian": lambda ns: ApiCall("POST", f"/v1/profiles/{q(ns.id)}/guardians", {
+        "name": ns.name, "agent_id": ns.agent_id, "issuer": ns.issuer, "require": "both" if ns.both else None}),
+    "profiles ask": lambda ns: ApiCall("POST", f"/v1/inbox/{q(ns.id)}/decision-request", {}),
+    "profiles decide": lambda ns: ApiCall("POST", "/v1/decisions/sign", {
+        "request": read_text(ns.file, "the decision request"), "approve": ns.approve, "scopes": ns.scopes,
+        **lifetime(ns)}),
+    "profiles accept": lambda ns: ApiCall("POST", "/v1/decisions", {
+        "decision": read_text(ns.file, "the decision")}),
     "trust add": lambda ns: ApiCall("POST", "/v1/trust", {
         "issuer": ns.issuer, "jwks": read_jwks(ns.jwks_file) if ns.jwks_file else None,
         "jwks_uri": ns.jwks_uri, "name": ns.name}),
     "trust list": lambda ns: ApiCall("GET", "/v1/trust"),
     "audit": lambda ns: ApiCall("GET", "/v1/audit", query={"limit": str(ns.limit)}),
 }
+
+
+def q(value: str) -> str:
+    return quote(value, safe="")
+
+
+# --- profiles: guardianship and hand-over ---------------------------------------------------------
+
+BUNDLE_PASSPHRASE_ENV = "CONSENT_AGENT_BUNDLE_PASSPHRASE"
+
+
+def read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read {what} from {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def bundle_passphrase(ns: argparse.Namespace, *, confirm: bool, env: Mapping[str, str] = os.environ) -> str:
+    """``--passphrase-file F``, else ``$CONSENT_AGENT_BUNDLE_PASSPHRASE``, else asked on a terminal."""
+    if ns.passphrase_file is not None:
+        try:
+            return str(ns.passphrase_file.read_text(encoding="utf-8")).removesuffix("\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"cannot read {ns.passphrase_file}: {getattr(exc, 'strerror', None) or exc}") from None
+    if env.get(BUNDLE_PASSPHRASE_ENV):
+        return env[BUNDLE_PASSPHRASE_ENV]
+    if sys.stdin.isatty():
+        first = getpass.getpass("Bundle passphrase: ")
+        if confirm and getpass.getpass("The same passphrase again: ") != first:
+            raise CliError("the two passphrases differ")
+        return first
+    raise CliError(f"give the bundle's passphrase with --passphrase-file F or {BUNDLE_PASSPHRASE_ENV}")
+
+
+def bundle_path(ns: argparse.Namespace) -> Path:
+    return Path(ns.out) if ns.out else Path(f"{re.sub(r'[^A-Za-z0-9_-]+', '-', ns.id)}.handover.json")
+
+
+def handover_call(ns: argparse.Namespace) -> ApiCall:
+    out = bundle_path(ns)
+    if out.exists():
+        raise CliError(f"{out} exists already; choose another file with --out")
+    return ApiCall("POST", f"/v1/profiles/{q(ns.id)}/handover",
+                   {"to": ns.to, "passphrase": bundle_passphrase(ns, confirm=True)})
+
+
+def import_call(ns: argparse.Namespace) -> ApiCall:
+    return ApiCall("POST", "/v1/profiles/import", {"bundle": read_text(ns.file, "the bundle"),
+                                                   "passphrase": bundle_passphrase(ns, confirm=False)})
+
+
+def save_bundle(answer: Answer, ns: argparse.Namespace) -> Answer:
+    """Write the bundle the agent made (mode 0600, never over a file); answer without it."""
+    out = bundle_path(ns)
+    data = dict(answer.data)
+    bundle = str(data.pop("bundle", ""))
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(bundle)
+    except OSError as exc:
+        raise CliError(f"the profile was handed over, but {out} could not be written ({exc.strerror or exc}); "
+                       "run consent-agent profiles handover again for a new bundle") from None
+    data["file"] = str(out)
+    return Answer(data, json.dumps(data, indent=2))
+
+
+def save_token(member: str) -> Callable[[Answer, argparse.Namespace], Answer]:
+    """Write a signed decision (request) to ``--out`` when given."""
+    def save(answer: Answer, ns: argparse.Namespace) -> Answer:
+        if ns.out:
+            try:
+                fd = os.open(ns.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(str(answer.data[member]) + "\n")
+            except OSError as exc:
+                raise CliError(f"cannot write {ns.out}: {exc.strerror or exc}") from None
+        return answer
+    return save
+
+
+AFTER: dict[str, Callable[[Answer, argparse.Namespace], Answer]] = {
+    "profiles handover": save_bundle,
+    "profiles ask": save_token("request"),
+    "profiles decide": save_token("decision"),
+}
+
+
+def guardianship_words(p: Mapping[str, Any]) -> str:
+    if p.get("status") == "handed_over":
+        return f"handed over to {p.get('moved_to')}"
+    g = p.get("guardianship")
+    if not g:
+        return {"owner": "you", "person": "you act for them"}.get(str(p.get("kind")), "-")
+    if g.get("status") == "ended":
+        return f"guardianship ended {when(g.get('ends_at'))}"
+    return "you are guardian" + (f" until {when(g.get('ends_at'))}" if g.get("ends_at") else "")
+
+
+def show_profile(p: Any, ns: argparse.Namespace) -> str:
+    g = p.get("guardianship") or {}
+    lines = [f"{p.get('name')} (id {p.get('id')}, {p.get('kind')}): {guardianship_words(p)}"]
+    if g:
+        lines.append(f"  {g.get('message')}")
+        lines.append(f"  covers:     {', '.join(g.get('covers') or []) or '-'}")
+        excluded = [f"{x['code']}" + (f" ({x['words']})" if x.get("words") else "") for x in g.get("exclude") or []]
+        lines.append(f"  excluded:   {', '.join(excluded) or 'nothing'}")
+        lines.append("  guardians:  " + ", ".join(x.get("name") or x.get("id") for x in g.get("guardians") or [])
+                     + (" (both must approve)" if g.get("require") == "both" else ""))
+    if "resources" in p:
+        lines.append(f"  holds:      {p.get('resources')} resources, {p.get('shares_active')} active shares, "
+                     f"{p.get('pending')} requests waiting")
+    review = p.get("shares_to_review") or []
+    if review:
+        lines.append(f"  to review:  {len(review)} shares made by a guardian: consent-agent profiles review")
+    return "\n".join(lines)
+
+
+def show_handover(r: Any, ns: argparse.Namespace) -> str:
+    return (f"Handed {r.get('name')} over to {r.get('to')}: this agent no longer answers for the profile.\n"
+            f"Bundle: {r.get('file')} ({r.get('resources')} resources, {r.get('shares')} shares, "
+            f"{r.get('log')} log entries)\n{r.get('next')}")
+
+
+def show_import(r: Any, ns: argparse.Namespace) -> str:
+    src = r.get("from") or {}
+    lines = [f"Imported the profile of {r.get('name')} from {src.get('issuer')} (agent {src.get('agent_id')}, "
+             f"guardian {src.get('guardian')}): {r.get('resources')} resources, {r.get('shares')} shares."]
+    if r.get("reconnect"):
+        lines.append(f"{len(r['reconnect'])} record source(s) will ask to reconnect: approve them in the inbox.")
+    if r.get("shares_to_review"):
+        lines.append(f"{len(r['shares_to_review'])} share(s) your guardian made wait for you to keep or stop them: "
+                     "consent-agent profiles review")
+    return "\n".join(lines)
+
+
+def show_decide(r: Any, ns: argparse.Namespace) -> str:
+    asked = r.get("request") or {}
+    return (f"{'Approved' if r.get('approve') else 'Denied'} request {asked.get('item')} for "
+            f"{asked.get('profile_name')} at {asked.get('issuer')}. Send the decision back to be applied there "
+            "(consent-agent profiles accept FILE)" + (f"; saved to {ns.out}" if ns.out else f":\n{r.get('decision')}"))
+
+
+def review_table(shares: Any, ns: argparse.Namespace) -> str:
+    return table(("ID", "WHAT", "WITH", "MADE BY", "STOPS UNLESS KEPT"),
+                 [(s.get("id"), what(s.get("permissions") or []), s.get("grantee_text"),
+                   (s.get("decided_by") or {}).get("name"), when(s.get("review_due"))) for s in shares],
+                 "No shares wait for a review.")
 
 
 def read_jwks(path: Path) -> dict[str, Any]:
@@ -259,10 +428,28 @@ RENDERERS: dict[str, Callable[[Any, argparse.Namespace], str]] = {
         "No shares."),
     "revoke": lambda s, ns: f"Revoked share {s.get('id', ns.id)}: it no longer backs any token",
     "profiles": lambda profiles, ns: table(
-        ("ID", "NAME", "KIND", "UNTIL", "EXCLUDES"),
-        [(p.get("id"), p.get("name"), p.get("kind"), when(p.get("until")), ", ".join(p.get("exclude") or []))
-         for p in profiles], "No profiles."),
-    "profiles add": lambda p, ns: f"Added profile {p.get('name')} (id {p.get('id')}, {p.get('kind')})",
+        ("ID", "NAME", "KIND", "UNTIL", "EXCLUDES", "STATUS"),
+        [(p.get("id"), p.get("name"), p.get("kind"), when(p.get("until")), ", ".join(p.get("exclude") or []),
+          guardianship_words(p)) for p in profiles], "No profiles."),
+    "profiles add": lambda p, ns: f"Added profile {p.get('name')} (id {p.get('id')}, {p.get('kind')})"
+                                  + (f": {guardianship_words(p)}" if p.get("guardianship") else ""),
+    "profiles show": show_profile,
+    "profiles rename": lambda p, ns: f"Profile {p.get('id')} is now called {p.get('name')}",
+    "profiles change": show_profile,
+    "profiles end": lambda p, ns: show_profile(p, ns),
+    "profiles handover": show_handover,
+    "profiles import": show_import,
+    "profiles review": review_table,
+    "profiles keep": lambda s, ns: f"Kept share {s.get('id')}: {share_line(s)}",
+    "profiles co-guardian": show_profile,
+    "profiles ask": lambda r, ns: (f"Ask {' and '.join(r.get('for') or [])} to decide on their own agent: "
+                                   "consent-agent profiles decide FILE --approve (or --deny), with this request"
+                                   + (f" (saved to {ns.out})" if ns.out else f":\n{r.get('request')}")),
+    "profiles decide": show_decide,
+    "profiles accept": lambda r, ns: (f"Accepted the other guardian's decision on {r['item'].get('id')}: "
+                                      + (share_line(r["share"]) if r.get("share") else
+                                         r["item"].get("status") if r["item"].get("status") != "pending"
+                                         else "waiting for " + ", ".join(r["item"].get("waiting_for") or []))),
     "trust add": lambda t, ns: f"Trusting ID tokens from {t.get('issuer')} ({t.get('name')})",
     "trust list": lambda ts, ns: table(
         ("ISSUER", "NAME", "KEYS", "JWKS URI"),
@@ -367,14 +554,7 @@ def build_parser() -> Parser:
     p.add_argument("--purpose", metavar="TEXT")
     command("shares", "list shares").add_argument("--all", action="store_true", help="include ended shares")
     command("revoke", "revoke a share").add_argument("id", metavar="SHARE_ID")
-    profiles = command("profiles", "list profiles, or add one")
-    p = command("add", "add a profile", profiles.add_subparsers(metavar="add", parser_class=Parser),
-                "profiles add")
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("--dependent", action="store_true", help="a dependent, in your care as guardian")
-    p.add_argument("--until", type=until_arg, metavar="DATE", help="guardianship ends at this date")
-    p.add_argument("--exclude", action="append", default=[], metavar="CODE",
-                   help="keep resources labelled with this sensitivity code out of reach (repeatable)")
+    add_profile_commands(command("profiles", "list profiles, add one, guardianship and hand-over"), command)
     trust = command("trust", "manage trusted identity providers").add_subparsers(
         dest="sub", metavar="{add,list}", required=True, parser_class=Parser)
     p = command("add", "trust an issuer's ID tokens", trust, "trust add")
@@ -387,6 +567,64 @@ def build_parser() -> Parser:
     audit = command("audit", "show the activity log")
     audit.add_argument("--limit", type=positive_int, default=50, metavar="N")
     return top
+
+
+def add_profile_commands(profiles: Parser, command: Callable[..., Parser]) -> None:
+    """``profiles add|show|rename|change|end|handover|import|review|keep`` and the co-guardian exchange."""
+    sub = profiles.add_subparsers(metavar="{add,show,rename,change,end,handover,import,review,keep,co-guardian,"
+                                          "ask,decide,accept}", parser_class=Parser)
+
+    def cmd(name: str, helptext: str) -> Parser:
+        return command(name, helptext, sub, f"profiles {name}")
+
+    p = cmd("add", "add a profile")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--dependent", action="store_true", help="a dependent, in your care as guardian")
+    p.add_argument("--until", type=until_arg, metavar="DATE", help="guardianship ends at this date")
+    p.add_argument("--exclude", action="append", default=[], metavar="CODE",
+                   help="keep resources labelled with this sensitivity code out of reach (repeatable)")
+    p.add_argument("--covers", type=scopes_arg, metavar="a,b",
+                   help="the decisions the guardianship covers (approve,deny,share,revoke,connect; default all)")
+    cmd("show", "show a profile and its guardianship").add_argument("id", metavar="ID")
+    p = cmd("rename", "rename a profile (yours too: guardians' decisions show your name)")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("name", metavar="NAME")
+    p = cmd("change", "narrow a guardianship: an earlier end, more exclusions, fewer decisions, one or both")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--until", type=until_arg, metavar="DATE", help="end earlier, at this date")
+    p.add_argument("--exclude", action="append", default=[], metavar="CODE", help="exclude one more code")
+    p.add_argument("--covers", type=scopes_arg, metavar="a,b", help="cover only these decisions")
+    p.add_argument("--require", choices=("one", "both"), help="one guardian's approval, or both")
+    cmd("end", "end a guardianship now").add_argument("id", metavar="ID")
+    p = cmd("handover", "hand a profile over to the person's own agent (writes an encrypted bundle)")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--to", required=True, metavar="ISSUER", help="the issuer of the person's own agent")
+    p.add_argument("--out", type=Path, metavar="FILE", help="where to write the bundle (default ID.handover.json)")
+    p.add_argument("--passphrase-file", type=Path, metavar="F", help=f"else ${BUNDLE_PASSPHRASE_ENV}, or asked")
+    p = cmd("import", "take over a profile handed over to you")
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--passphrase-file", type=Path, metavar="F", help=f"else ${BUNDLE_PASSPHRASE_ENV}, or asked")
+    cmd("review", "list shares a guardian made that wait for your review").add_argument(
+        "id", nargs="?", metavar="PROFILE")
+    cmd("keep", "keep a share under review").add_argument("id", metavar="SHARE_ID")
+    p = cmd("co-guardian", "add the other guardian, who decides on their own agent")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--name", required=True, metavar="N")
+    p.add_argument("--agent-id", required=True, metavar="AGENT_ID", help="their agent's id (consent-agent status)")
+    p.add_argument("--issuer", metavar="URL", help="their agent's issuer, shown with their decisions")
+    p.add_argument("--both", action="store_true", help="from now on both guardians must approve")
+    p = cmd("ask", "sign a request for the other guardian to decide")
+    p.add_argument("id", metavar="REQUEST_ID")
+    p.add_argument("--out", type=Path, metavar="FILE")
+    p = cmd("decide", "as the other guardian: sign your decision on a request")
+    p.add_argument("file", type=Path, metavar="FILE", help="the signed request")
+    choice = p.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--approve", action="store_true")
+    choice.add_argument("--deny", action="store_true")
+    p.add_argument("--scopes", type=scopes_arg, metavar="a,b", help="approve only these scopes")
+    add_lifetime(p)
+    p.add_argument("--out", type=Path, metavar="FILE")
+    cmd("accept", "apply the other guardian's signed decision").add_argument("file", type=Path, metavar="FILE")
 
 
 def printable(text: str) -> str:
@@ -412,6 +650,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(DemoOptions(auto=ns.auto, ui=ns.ui or ("none" if ns.auto else None), data_dir=ns.data_dir))
     try:
         answer = call_agent(data_dir, REQUESTS[ns.key](ns))
+        answer = AFTER[ns.key](answer, ns) if ns.key in AFTER else answer
         print(answer.text if getattr(ns, "json", False) else printable(RENDERERS[ns.key](answer.data, ns)))
     except CliError as exc:
         reason = printable(" ".join(str(exc).split()))

@@ -8,7 +8,8 @@ this order, before it reaches an operation:
    that page (DNS rebinding). Refused with 421.
 2. ``Origin``, when present, is a loopback origin: a browser page elsewhere is refused with 403.
 3. ``Authorization: Bearer <owner token>``, compared in constant time; else 401.
-4. A body of at most 64 KiB (413) that is a JSON object (400).
+4. A body of at most 64 KiB (413) that is a JSON object (400); only a hand-over bundle being
+   imported may be larger (:data:`LARGE_BODIES`).
 
 Handlers are plain functions ``(owner, call) -> JSON value``; the app turns the value, an
 ``OwnerError`` (``{"error": message}`` with its status) or anything unexpected (500, logged) into
@@ -30,12 +31,15 @@ from urllib.parse import urlsplit
 from core.asgi import Receive, Scope, Send, lifespan, read_body, send_response
 from core.config import is_loopback_host
 from core.errors import OwnerError, ProtocolError
+from core.handover import MAX_BUNDLE
 from core.http import HttpRequest, HttpResponse, json_response
 from core.owner import Lifetime, Owner
 
 log = logging.getLogger("consent_agent.owner_api")
 
 MAX_BODY = 64 * 1024
+LARGE_BODIES = {"/v1/profiles/import": 2 * MAX_BUNDLE}
+"""Paths whose body may be larger than ``MAX_BODY``: a bundle is a JSON string inside the JSON body."""
 MAX_HEADERS = 16 * 1024
 MAX_AUDIT_LIMIT = 10_000
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -152,8 +156,15 @@ def deny(owner: Owner, call: Call) -> Any:
     return owner.deny(call.params["id"], remember=call.body.only("remember").flag("remember"))
 
 
+def profile_query(call: Call) -> dict[str, str]:
+    """``?profile=P`` narrows a view to one profile (id or name); absent, the call is as before."""
+    profile = call.query.get("profile")
+    return {"profile": profile} if profile else {}
+
+
 def list_shares(owner: Owner, call: Call) -> Any:
-    return owner.shares(include_inactive=call.query.get("all", "").lower() in ("1", "true", "yes"))
+    return owner.shares(include_inactive=call.query.get("all", "").lower() in ("1", "true", "yes"),
+                        **profile_query(call))
 
 
 def create_share(owner: Owner, call: Call) -> Any:
@@ -164,9 +175,68 @@ def create_share(owner: Owner, call: Call) -> Any:
 
 
 def add_profile(owner: Owner, call: Call) -> Any:
-    b = call.body.only("name", "dependent", "until", "exclude")
+    b = call.body.only("name", "dependent", "until", "exclude", "covers")
+    covers = b.texts("covers")
     return owner.add_profile(b.required_text("name"), dependent=b.flag("dependent"), until=b.until(),
-                             exclude=b.texts("exclude", allow_empty=True) or [])
+                             exclude=b.texts("exclude", allow_empty=True) or [],
+                             **({"covers": covers} if covers is not None else {}))
+
+
+def rename_profile(owner: Owner, call: Call) -> Any:
+    return owner.rename_profile(call.params["id"], call.body.only("name").required_text("name"))
+
+
+def update_guardianship(owner: Owner, call: Call) -> Any:
+    b = call.body.only("until", "exclude", "covers", "require")
+    return owner.update_guardianship(call.params["id"], until=b.until(), exclude=b.texts("exclude"),
+                                     covers=b.texts("covers"), require=b.text("require"))
+
+
+def end_guardianship(owner: Owner, call: Call) -> Any:
+    call.body.only()
+    return owner.end_guardianship(call.params["id"])
+
+
+def add_guardian(owner: Owner, call: Call) -> Any:
+    b = call.body.only("name", "agent_id", "issuer", "require")
+    view = owner.add_guardian(call.params["id"], name=b.required_text("name"), agent_id=b.required_text("agent_id"),
+                              issuer=b.text("issuer"))
+    require = b.text("require")
+    return owner.update_guardianship(call.params["id"], require=require) if require else view
+
+
+def remove_guardian(owner: Owner, call: Call) -> Any:
+    return owner.remove_guardian(call.params["id"], call.body.only("guardian").required_text("guardian"))
+
+
+def handover_export(owner: Owner, call: Call) -> Any:
+    b = call.body.only("to", "passphrase")
+    return owner.handover_export(call.params["id"], to=b.required_text("to"), passphrase=b.required_text("passphrase"))
+
+
+def handover_import(owner: Owner, call: Call) -> Any:
+    b = call.body.only("bundle", "passphrase")
+    return owner.handover_import(b.required_text("bundle"), passphrase=b.required_text("passphrase"))
+
+
+def keep_share(owner: Owner, call: Call) -> Any:
+    call.body.only()
+    return owner.keep_share(call.params["id"])
+
+
+def decision_request(owner: Owner, call: Call) -> Any:
+    call.body.only()
+    return owner.decision_request(call.params["id"])
+
+
+def sign_decision(owner: Owner, call: Call) -> Any:
+    b = call.body.only("request", "approve", "scopes", *LIFETIME)
+    return owner.sign_decision(b.required_text("request"), approve=b.flag("approve"), scopes=b.texts("scopes"),
+                               lifetime=b.lifetime())
+
+
+def accept_decision(owner: Owner, call: Call) -> Any:
+    return owner.accept_decision(call.body.only("decision").required_text("decision"))
 
 
 def add_trust(owner: Owner, call: Call) -> Any:
@@ -181,7 +251,7 @@ def get_audit(owner: Owner, call: Call) -> Any:
     raw = call.query.get("limit", "50")
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_AUDIT_LIMIT:
         raise BadRequest(f"limit must be a whole number from 1 to {MAX_AUDIT_LIMIT}")
-    return owner.audit(int(raw))
+    return owner.audit(int(raw), **profile_query(call))
 
 
 def revoke(owner: Owner, call: Call) -> Any:
@@ -196,16 +266,32 @@ def disconnect(owner: Owner, call: Call) -> Any:
 
 ROUTES: Sequence[tuple[str, Mapping[str, Handler]]] = (
     ("/v1/status", {"GET": lambda owner, _: owner.status()}),
-    ("/v1/inbox", {"GET": lambda owner, _: owner.inbox()}),
+    ("/v1/notices", {"GET": lambda owner, _: owner.notices()}),
+    ("/v1/inbox", {"GET": lambda owner, call: owner.inbox(**profile_query(call))}),
     ("/v1/inbox/{id}/approve", {"POST": approve}),
     ("/v1/inbox/{id}/deny", {"POST": deny}),
+    ("/v1/inbox/{id}/decision-request", {"POST": decision_request}),
+    ("/v1/decisions", {"POST": accept_decision}),
+    ("/v1/decisions/sign", {"POST": sign_decision}),
     ("/v1/shares", {"GET": list_shares, "POST": create_share}),
+    ("/v1/shares/review", {"GET": lambda owner, call: owner.shares_to_review(**profile_query(call))}),
     ("/v1/shares/{id}/revoke", {"POST": revoke}),
+    ("/v1/shares/{id}/keep", {"POST": keep_share}),
     ("/v1/profiles", {"GET": lambda owner, _: owner.profiles(), "POST": add_profile}),
+    ("/v1/profiles/import", {"POST": handover_import}),
+    ("/v1/profiles/history", {"GET": lambda owner, _: owner.history()}),
+    ("/v1/profiles/{id}", {"GET": lambda owner, call: owner.profile(call.params["id"])}),
+    ("/v1/profiles/{id}/acting", {"GET": lambda owner, call: owner.acting_for(call.params["id"])}),
+    ("/v1/profiles/{id}/rename", {"POST": rename_profile}),
+    ("/v1/profiles/{id}/guardianship", {"POST": update_guardianship}),
+    ("/v1/profiles/{id}/end", {"POST": end_guardianship}),
+    ("/v1/profiles/{id}/guardians", {"POST": add_guardian}),
+    ("/v1/profiles/{id}/guardians/remove", {"POST": remove_guardian}),
+    ("/v1/profiles/{id}/handover", {"POST": handover_export}),
     ("/v1/trust", {"GET": lambda owner, _: owner.trust_list(), "POST": add_trust}),
     ("/v1/audit", {"GET": get_audit}),
-    ("/v1/resources", {"GET": lambda owner, _: owner.resources()}),
-    ("/v1/connections", {"GET": lambda owner, _: owner.connections()}),
+    ("/v1/resources", {"GET": lambda owner, call: owner.resources(**profile_query(call))}),
+    ("/v1/connections", {"GET": lambda owner, call: owner.connections(**profile_query(call))}),
     ("/v1/connections/{id}/disconnect", {"POST": disconnect}),
 )
 
@@ -307,10 +393,11 @@ class OwnerApp:
         refused = gate(request, self.token)
         if refused is not None:
             return refused
+        limit = LARGE_BODIES.get(request.path, MAX_BODY) if request.method == "POST" else MAX_BODY
         try:
-            body = await read_body(receive, headers, MAX_BODY)
+            body = await read_body(receive, headers, limit)
         except ProtocolError:
-            return refusal(413, "payload_too_large", f"the body is larger than {MAX_BODY} bytes")
+            return refusal(413, "payload_too_large", f"the body is larger than {limit} bytes")
         return self.dispatch(HttpRequest(request.method, request.path, request.query_string, headers, body))
 
     def dispatch(self, request: HttpRequest) -> HttpResponse:

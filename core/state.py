@@ -19,7 +19,7 @@ from tinydb.table import Table
 from core.model import Share
 from core.store.tables import Tables, remove_by, update_by, upsert_by
 
-TABLES = ("profiles", "clients", "resources", "shares", "inbox", "trust", "connections", "revoked")
+TABLES = ("profiles", "clients", "resources", "shares", "inbox", "trust", "connections", "revoked", "handovers")
 OWNER_PROFILE = "me"
 
 
@@ -106,4 +106,12 @@ class State:
         share = self.share(share_id)
         if share is None or share.revoked_at is not None:
             return False
-        return share.expires_at is None or now < share.expires_at
+        end = share.ends_at()
+        return end is None or now < end
+
+    def moved_to(self, profile: str) -> str | None:
+        """The issuer of the agent a handed-over profile now lives on (None: it lives here)."""
+        prof = self.get("profiles", "id", profile)
+        if prof is None or prof.get("status") != "handed_over":
+            return None
+        return str((prof.get("moved_to") or {}).get("issuer") or "") or None

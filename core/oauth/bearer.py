@@ -59,9 +59,20 @@ def authenticate_pat(agent: Agent, request: HttpRequest) -> Pat:
     connection = active_connection(agent, claims.get("gid"))
     if (connection is None or connection.get("client_id") != claims.get("client_id")
             or agent.client(str(connection["client_id"])) is None):  # RFC 7592 §2.3: a deleted client's tokens die
-        raise InvalidToken("this PAT's connection was revoked",
-                           headers=challenge(agent, scheme, "invalid_token"))
+        raise revoked(agent, scheme, claims.get("gid"))
     return Pat(connection["id"], connection["client_id"], connection["profile"], jkt, claims)
+
+
+def revoked(agent: Agent, scheme: str, gid: object) -> InvalidToken:
+    """The refusal of a PAT whose connection ended. When its profile was handed over to another
+    agent, it names that agent in ``as_uri`` (the member UMA Grant §3.2 uses to point at an
+    authorization server), in the body and the challenge: only the holder of that PAT learns it."""
+    record = agent.state.get("connections", "id", gid) if isinstance(gid, str) else None
+    moved = agent.state.moved_to(str(record["profile"])) if record else None
+    if moved:
+        return InvalidToken("these records moved to another authorization server; connect to it",
+                            headers=challenge(agent, scheme, "invalid_token", as_uri=moved), extra={"as_uri": moved})
+    return InvalidToken("this PAT's connection was revoked", headers=challenge(agent, scheme, "invalid_token"))
 
 
 def challenge(agent: Agent, scheme: str, error: str | None = None, **params: str) -> dict[str, str]:

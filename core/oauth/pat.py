@@ -176,6 +176,10 @@ def _revoke(agent: Agent, connection_id: str, *, reason: str) -> None:
 
 def _check_usable(agent: Agent, connection: Mapping[str, Any]) -> None:
     if connection.get("status") != "active":
+        moved = agent.state.moved_to(str(connection.get("profile")))
+        if moved:  # the profile was handed over: say where it lives now (core.handover)
+            raise InvalidGrant("these records moved to another authorization server; connect to it",
+                               extra={"as_uri": moved})
         raise InvalidGrant("this connection was revoked")
     if agent.now() >= int(connection.get("refresh_expires_at") or 0):
         raise InvalidGrant("this refresh token has expired")

@@ -3,6 +3,11 @@
 Steps: parse, redeem the ticket, settle the requested scopes, learn who asks (pushed ID token or
 PCT), evaluate the owner's shares, then answer: an RPT, ``need_info``, ``request_submitted`` (the
 request waits in the owner's inbox) or ``request_denied``.
+
+For a dependent's records (:mod:`core.guardian`), what touches a category excluded from the
+guardianship is withheld for the dependent and left out; a request left with nothing, or one that
+would wait for a guardian whose guardianship has ended, is refused. An RPT backed by a share that
+someone made for the profile's person carries that actor in ``act`` (RFC 8693 §4.1).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from core import guardian
 from core.agent import Agent
 from core.errors import InvalidGrant, InvalidRequest, InvalidScope, NeedInfo, RequestDenied, RequestSubmitted
 from core.http import HttpResponse, json_response
@@ -79,11 +85,18 @@ def who_asks(agent: Agent, ctx: TokenContext, p: GrantParams) -> tuple[Requester
     return None, None
 
 
+ONLY_THE_PERSON = "only the person these records are about can decide on this request"
+
+
 def grant_uma_ticket(agent: Agent, ctx: TokenContext) -> HttpResponse:
     p = parse(ctx.form)
     ticket = tickets.redeem(agent, p.ticket)
     if ticket is None:
         raise InvalidGrant("the ticket is unknown, used or expired")
+    moved = agent.state.moved_to(ticket.profile)
+    if moved is not None:
+        raise InvalidGrant("these records have moved to another authorization server; ask the resource server "
+                           "again", extra={"as_uri": moved})
     permissions = requested_permissions(agent, ctx.client, ticket, p.scopes)
     requester, refused_claims = who_asks(agent, ctx, p)
     item = inbox.get(agent, ticket.inbox_id) if ticket.inbox_id else None
@@ -93,6 +106,20 @@ def grant_uma_ticket(agent: Agent, ctx: TokenContext) -> HttpResponse:
     if item is not None and requester is None and item.get("requester"):
         requester = Requester.from_dict(item["requester"])
     purpose = claims_mod.purpose_of(requester) or (item or {}).get("purpose")
+    care = guardian.of(agent, ticket.profile)
+    if care is not None:
+        guardian.notice_end(agent, care)
+        if item is not None and item["status"] == "withheld":
+            raise RequestDenied(ONLY_THE_PERSON)
+        permissions, withheld = guardian.split(agent, care, permissions)
+        if withheld and item is not None:  # a label that came after the request: out of the guardian's hands
+            inbox.mark_withheld(agent, item, "excluded")
+            raise RequestDenied(ONLY_THE_PERSON)
+        if withheld:
+            inbox.withhold(agent, ticket, AccessRequest(ticket.profile, ctx.client.client_id, withheld, requester,
+                                                        purpose), ctx.client, "excluded")
+        if not permissions:
+            raise RequestDenied(ONLY_THE_PERSON)
     request = AccessRequest(ticket.profile, ctx.client.client_id, permissions, requester, purpose)
     decision = evaluate(agent.state.shares(ticket.profile), request, agent.clock())
 
@@ -106,6 +133,9 @@ def grant_uma_ticket(agent: Agent, ctx: TokenContext) -> HttpResponse:
         raise RequestDenied("the share made for this request has ended")
     if refused_claims or (decision.need_claims and requester is None):
         raise _need_info(agent, ticket, decision, refused_claims)
+    if item is None and care is not None and care.ended(agent.clock()):
+        inbox.withhold(agent, ticket, request, ctx.client, "guardianship_ended")
+        raise RequestDenied(ONLY_THE_PERSON)
     if item is None:
         item = inbox.open_access_item(agent, ticket, request, ctx.client, decision)
     new_ticket = tickets.issue_pending(agent, item["id"])
@@ -134,9 +164,10 @@ def _rpt(agent: Agent, ctx: TokenContext, p: GrantParams, ticket: tickets.Ticket
     if merged is not None:
         permissions, shares = merged[0], tuple(sorted(set(merged[1]) | set(shares)))
     inbox.mark_once_shares_used(agent, decision.share_ids)
+    act = guardian.act_claim(agent, decision.share_ids)
     body = issue_rpt(agent, RptRequest(ctx.client.client_id, ticket.rs_client_id, party, permissions, shares,
                                        ctx.proof.jkt if ctx.proof else None,
-                                       "refresh_token" in ctx.client.grant_types))
+                                       "refresh_token" in ctx.client.grant_types, act))
     if merged is not None:
         body["upgraded"] = True
     if request.requester is not None and (p.claim_token or p.pct):
@@ -145,5 +176,5 @@ def _rpt(agent: Agent, ctx: TokenContext, p: GrantParams, ticket: tickets.Ticket
     agent.audit.append("rpt_issued", client_id=ctx.client.client_id, rs_client_id=ticket.rs_client_id,
                        requester=party, permissions=[x.to_dict() for x in permissions],
                        share_ids=list(shares), purpose=request.purpose, inbox_id=ticket.inbox_id,
-                       profile=ticket.profile)
+                       profile=ticket.profile, act=act)
     return json_response(body, no_store=True)

@@ -39,7 +39,8 @@ def test_when_the_window_client_cannot_be_fetched_the_browser_is_used_and_the_re
     assert mode == "web" and "could not be prepared (OSError)" in notice and "browser" in notice
 
 
-@pytest.mark.parametrize(("env", "expected"), [({"DISPLAY": ":0"}, True), ({"WAYLAND_DISPLAY": "w"}, True), ({}, False)])
+@pytest.mark.parametrize(("env", "expected"),
+                         [({"DISPLAY": ":0"}, True), ({"WAYLAND_DISPLAY": "w"}, True), ({}, False)])
 def test_a_display_is_seen_from_the_environment_on_linux(monkeypatch, env, expected):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
