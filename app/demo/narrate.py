@@ -27,7 +27,9 @@ class Narrator:
 
     def _wrap(self, text: str, indent: str) -> str:
         width = min(100, shutil.get_terminal_size((100, 20)).columns) - len(indent)
-        return textwrap.fill(text, width=max(40, width), initial_indent=indent, subsequent_indent=indent)
+        # addresses (the app's, with its launch token) must stay whole to be copied or clicked
+        return textwrap.fill(text, width=max(40, width), initial_indent=indent, subsequent_indent=indent,
+                             break_long_words=False, break_on_hyphens=False)
 
     def title(self, text: str) -> None:
         self._print(text)

@@ -68,6 +68,15 @@ def start_relay(timeout: float = 30.0) -> tuple[Process, str]:
     proc = subprocess.Popen([sys.executable, "-m", "relay", "serve", "--host", "127.0.0.1", "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
     process = Process("relay", proc)
+    try:
+        return process, _relay_url(process, timeout)
+    except BaseException:  # a failed start, or Ctrl-C while waiting: the relay must not outlive the demo
+        process.stop()
+        raise
+
+
+def _relay_url(process: Process, timeout: float) -> str:
+    proc = process.proc
     deadline = time.monotonic() + timeout
     assert proc.stdout is not None
     while time.monotonic() < deadline:
@@ -78,9 +87,8 @@ def start_relay(timeout: float = 30.0) -> tuple[Process, str]:
         found = LISTENING.search(line)
         if found:
             process.pump(echo=False)
-            return process, found.group(1).rstrip("/")
-    process.stop()
-    raise DemoError("the relay did not start within 30 s")
+            return found.group(1).rstrip("/")
+    raise DemoError(f"the relay did not start within {timeout:.0f} s")
 
 
 def start_agent(data_dir: Path, relay: str, ui: str | None, timeout: float = 60.0) -> tuple[Process, dict[str, Any]]:
@@ -93,7 +101,15 @@ def start_agent(data_dir: Path, relay: str, ui: str | None, timeout: float = 60.
                             env=_env(CONSENT_AGENT_PASSPHRASE=passphrase))
     process = Process("agent", proc)
     process.pump(echo=False)
-    info_path = data_dir / "agent.json"
+    try:
+        return process, _agent_info(process, data_dir / "agent.json", timeout)
+    except BaseException:  # a failed start, or Ctrl-C while waiting: the agent must not outlive the demo
+        process.stop()
+        raise
+
+
+def _agent_info(process: Process, info_path: Path, timeout: float) -> dict[str, Any]:
+    proc = process.proc
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -102,11 +118,10 @@ def start_agent(data_dir: Path, relay: str, ui: str | None, timeout: float = 60.
         try:
             info = json.loads(info_path.read_text())
             if info.get("pid") == proc.pid and _answers(info["issuer"]):
-                return process, info
+                return dict(info)
         except (OSError, ValueError, KeyError):
             pass
         time.sleep(0.1)
-    process.stop()
     raise DemoError(f"the agent was not reachable through the relay within {timeout:.0f} s:\n{process.tail()}")
 
 

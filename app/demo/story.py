@@ -37,10 +37,12 @@ from examples.clinician.app import surgery_note
 from examples.health_records.chart import Chart
 from examples.health_records.server import build_app, register_monitor_resource, register_record_resource
 from examples.idp import CLINICIANS, DemoIdP
-from sdk.client import FileRegistrationStore, Waiting
+from sdk.client import FileRegistrationStore, RequestDenied, RequestSubmitted, Waiting
 from sdk.rs import ResourceServerKit, connect
 
 STEPS = 9
+REMIND_EVERY = 30.0
+"""Without ``--auto``, how often step 5 reminds the person that Dr. Bob's request waits for them."""
 RS_CACHE_SECONDS = 3.0
 """How long the records server may trust an earlier "active" answer about a token; kept short so the
 demo shows a revocation quickly (the kit's default is 30 s)."""
@@ -93,6 +95,7 @@ def run(opts: DemoOptions) -> int:
         agent_dir = work / "agent"
         relay: Process | None = None
         agent: Process | None = None
+        story: Story | None = None
         try:
             narrator.step("A relay, and Alice's agent behind it",
                           "Alice's device sits behind NAT, so clinics reach her agent through a relay. "
@@ -105,17 +108,35 @@ def run(opts: DemoOptions) -> int:
             app_url = app_address(agent) if info.get("ui") else None
             if app_url:
                 narrator.say(f"Alice's app: {app_url}")
-            return asyncio.run(Story(narrator, Alice(agent_dir), info["issuer"], work, opts, app_url).play())
+            story = Story(narrator, Alice(agent_dir), info["issuer"], work, opts, app_url)
+            return asyncio.run(story.play())
         except (DemoError, CliError) as exc:
             narrator.say(f"The demo stopped: {exc}")
             return 1
         except KeyboardInterrupt:
+            if story is not None and story.over:
+                narrator.say("Goodbye: stopping Alice's agent, her app and the relay.")
+                return 0
             narrator.say("Stopped.")
             return 130
         finally:
-            for proc in (agent, relay):
-                if proc is not None:
-                    proc.stop()
+            stop_all(agent, relay)
+
+
+def stop_all(*procs: Process | None) -> None:
+    """Stop the background processes; a second Ctrl-C while they stop kills the rest, so none outlives
+    the demo."""
+    for proc in procs:
+        if proc is None:
+            continue
+        try:
+            proc.stop()
+        except KeyboardInterrupt:
+            for p in procs:
+                if p is not None and p.proc.poll() is None:
+                    p.proc.kill()
+                    p.proc.wait()
+            return
 
 
 @dataclass
@@ -126,6 +147,10 @@ class Story:
     work: Path
     opts: DemoOptions
     app_url: str | None
+    over: bool = False
+    """The story has been told; the demo only keeps the agent and the app running for the person."""
+    request_id: str = ""
+    """Dr. Bob's request in Alice's inbox, once it is there."""
 
     async def play(self) -> int:
         n, alice = self.n, self.alice
@@ -175,26 +200,36 @@ class Story:
         n.step("Dr. Bob, the surgeon, asks to read and write",
                "Nobody shared with Dr. Bob, so his request waits in Alice's inbox. His app polls at the "
                "interval the agent asks for.")
-        waiting_shown = False
+        told_at: float | None = None
 
         async def on_waiting(info: Waiting) -> None:
-            nonlocal waiting_shown
-            if waiting_shown:
-                return
-            waiting_shown = True
-            if self.opts.auto:
-                item = await self.wait_for(lambda i: (i.get("requester") or {}).get("subject") == bob_sub,
-                                           "Dr. Bob's request")
-                alice.call("POST", f"/v1/inbox/{item['id']}/approve", {})
-                n.owner("presses Share on Dr. Bob's request (see, add to or change; until she revokes it)")
-            else:
-                where = f" at {self.app_url}" if self.app_url else ""
-                n.shown(f"Dr. Bob's request is waiting in Alice's inbox. Open the app{where} and press Share.")
+            nonlocal told_at
+            if told_at is None:
+                told_at = info.waited
+                if self.opts.auto or self.opts.ui == "none":  # the script, or the person at the CLI, needs its id
+                    item = await self.wait_for(lambda i: (i.get("requester") or {}).get("subject") == bob_sub,
+                                               "Dr. Bob's request")
+                    self.request_id = item["id"]
+                if self.opts.auto:
+                    alice.call("POST", f"/v1/inbox/{self.request_id}/approve", {})
+                    n.owner("presses Share on Dr. Bob's request (see, add to or change; until she revokes it)")
+                else:
+                    self.ask_for_share()
+            elif not self.opts.auto and info.waited - told_at >= REMIND_EVERY:
+                told_at = info.waited
+                self.remind(info.waited)
 
         bob = ClinicianApp("bob", idp, n.traced("Dr. Bob"), client_name="Riverside Surgery Center",
                            scopes=("read", "write"), on_waiting=on_waiting,
                            store=FileRegistrationStore(self.work / "bob"))
-        r = await bob.read(records, "Condition")
+        try:
+            r = await bob.read(records, "Condition")
+        except RequestDenied:
+            raise DemoError("Dr. Bob's request was denied, so his app got request_denied and the story ends "
+                            "here. Run the demo again and press Share to see the rest.") from None
+        except RequestSubmitted:
+            raise DemoError("nobody decided on Dr. Bob's request in time (his app stops waiting after 15 "
+                            "minutes); run the demo again and press Share") from None
         expect(r, 200)
         n.shown(f"Dr. Bob sees {r.json()['total']} conditions in Alice's chart")
 
@@ -247,11 +282,39 @@ class Story:
             await client.session.aclose()
             await client.http.aclose()
         if not self.opts.auto:
-            n.say("The story is over; the agent and the app keep running so you can look around "
-                  "(Shared, Activity, Records). Press Ctrl-C to stop.")
+            self.over = True
+            n.say("The story is over. The agent and the app keep running so you can look around: Shared "
+                  "(who may still see what), Activity (everything that happened), Records. Press Ctrl-C to stop.")
             await asyncio.Event().wait()
         n.say("The demo ran to the end.")
         return 0
+
+    def ask_for_share(self) -> None:
+        """Step 5 without ``--auto``: tell the person, who plays Alice, what to do and where."""
+        n = self.n
+        n.shown("Your turn: you are Alice, and Dr. Bob's request is waiting in her inbox.")
+        if self.app_url:
+            n.say("1. Open Alice's app at this address (the first time, it asks you to choose a PIN or "
+                  "passphrase for the app):")
+            n.say(self.app_url)
+            n.say("2. On Dr. Bob Jones's request in the Inbox, press Share, keep the choices as they are, and "
+                  "press Share again. The story goes on by itself.")
+        elif self.opts.ui == "none":
+            n.say("There is no app (--ui none): approve the request from another terminal with")
+            n.say(f"consent-agent approve {self.request_id} --data-dir {self.alice.data_dir}")
+        else:
+            n.say("In Alice's app window, press Share on Dr. Bob Jones's request in the Inbox, keep the choices "
+                  "as they are, and press Share again. The story goes on by itself.")
+
+    def remind(self, waited: float) -> None:
+        """Dr. Bob's polls scroll the instructions away; every ``REMIND_EVERY`` s, say again what is awaited."""
+        if self.app_url:
+            what = f"press Share on Dr. Bob's request in her app, {self.app_url}"
+        elif self.opts.ui == "none":
+            what = f"consent-agent approve {self.request_id} --data-dir {self.alice.data_dir}"
+        else:
+            what = "press Share on Dr. Bob's request in her app window"
+        self.n.shown(f"Still waiting for Alice, {waited:.0f} s so far: {what}")
 
     async def wait_for(self, match: Any, what: str, timeout: float = 30.0) -> dict[str, Any]:
         """The inbox item ``match`` picks, once the agent has it."""

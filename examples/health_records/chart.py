@@ -113,7 +113,6 @@ def check_resource(body: Any, resource_type: str) -> dict[str, Any]:
     subject = body.get("subject")
     if subject is not None and (not isinstance(subject, dict) or subject.get("reference") != SUBJECT["reference"]):
         raise ValueError(f"the subject must be {SUBJECT['reference']}")
-    body = dict(body)
-    body["subject"] = SUBJECT
-    body.pop("id", None)
-    return body
+    clean: dict[str, Any] = {k: v for k, v in body.items() if k != "id"}
+    clean["subject"] = SUBJECT
+    return clean

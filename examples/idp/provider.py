@@ -5,7 +5,8 @@ ID token it got to the patient's agent as a claim token (UMA Grant §3.3.1). Her
 and a list of people: :meth:`DemoIdP.id_token` signs what the real provider would send after a
 sign-in. The patient's agent trusts it with ``consent-agent trust add ISSUER --jwks-file FILE``.
 
-It can also run as a tiny server (``python -m examples.idp``) that publishes its keys and discovery
+On the command line (``python -m examples.idp``, see ``__main__.py``) it prints ID tokens (``token``) and its
+public keys (``jwks``), or runs as a tiny server (``serve``) that publishes its keys and discovery
 document, so the agent could fetch them with ``--jwks-uri`` instead.
 """
 
@@ -58,14 +59,16 @@ class DemoIdP:
         path.write_text(json.dumps(self.jwks, indent=2))
         return path
 
-    def id_token(self, who: str | Clinician, audience: str | list[str], *, now: float | None = None) -> str:
+    def id_token(self, who: str | Clinician, audience: str | list[str], *, now: float | None = None,
+                 **extra: Any) -> str:
         """An OpenID Connect ID token (Core §2) for ``who`` (a key of CLINICIANS, or a Clinician),
-        for the client ``audience`` (its client_id at the patient's agent)."""
+        for the client ``audience`` (its client_id at the patient's agent). ``extra`` claims are added,
+        such as ``purpose_of_use="TREAT"``, which the patient's agent shows with the request."""
         person = CLINICIANS[who] if isinstance(who, str) else who
         t = int(time.time() if now is None else now)
         claims = {"iss": self.issuer, "sub": person.sub, "aud": audience, "iat": t, "exp": t + self.lifetime,
                   "auth_time": t, "nonce": secrets.token_urlsafe(8), "name": person.name, "email": person.email,
-                  "email_verified": True, "role": person.role}
+                  "email_verified": True, "role": person.role, **extra}
         return self.key.sign(claims, {"kid": self.key.kid, "typ": "JWT"})
 
     def discovery(self) -> dict[str, Any]:

@@ -30,6 +30,8 @@ def test_owner_approves_read_through_cli_and_revokes(live: Live) -> None:
     assert item["permissions"] == [{"resource_id": live.resource, "resource_name": "Lab results",
                                     "scopes": ["read", "write"]}]
     assert item["purpose"] == "treatment (TREAT)"
+    shown = live.agent.cli("inbox").stdout  # what the owner reads in the terminal
+    assert "Dr. Bob Jones" in shown and "purpose:    treatment (TREAT)" in shown
 
     live.agent.cli("approve", item["id"], "--scopes", "read")
     r = live.client.ask(waiting["ticket"])
