@@ -36,6 +36,13 @@ class AgentError(Exception):
         self.body: dict[str, Any] = dict(body or {})
         self.headers = httpx.Headers(dict(headers or {}))
 
+    @property
+    def moved_to(self) -> str | None:
+        """The issuer of the agent that now answers for these records, when the owner handed them
+        over (the agent names it in ``as_uri``, in the body or the ``WWW-Authenticate`` challenge)."""
+        moved = self.body.get("as_uri") or challenge_param(self.headers.get("www-authenticate", ""), "as_uri")
+        return moved if isinstance(moved, str) and moved.startswith(("https://", "http://")) else None
+
 
 @dataclass(frozen=True)
 class Answer:

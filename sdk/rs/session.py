@@ -30,7 +30,13 @@ REFRESH_MARGIN = 60.0
 
 class NotConnected(Exception):
     """There is no usable PAT: connect first (device grant or authorization code), or connect again
-    because the owner disconnected this resource server."""
+    because the owner disconnected this resource server. ``moved_to`` names the agent to connect to
+    instead when the owner handed these records over to another agent (docs/guardians.md,
+    "Hand-over"): register there and have the owner approve the connection; resource ids stay."""
+
+    def __init__(self, message: str, *, moved_to: str | None = None) -> None:
+        super().__init__(message + (f"; the records are now at {moved_to}" if moved_to else ""))
+        self.moved_to = moved_to
 
 
 class AgentSession:
@@ -115,7 +121,8 @@ class AgentSession:
                     raise
                 reg.forget_pat()
                 self.save()
-                raise NotConnected(f"the agent refused the PAT refresh token ({err}); connect again") from err
+                raise NotConnected(f"the agent refused the PAT refresh token ({err}); connect again",
+                                   moved_to=err.moved_to) from err
             self.accept_pat(answer)
             log.info("PAT refreshed for %s", self.client_id)
             assert reg.pat is not None
