@@ -30,6 +30,7 @@ from typing import Any, Literal
 import uvicorn
 
 from app.relaying import Relaying
+from core import guardian
 from core.agent import Agent
 from core.asgi import PublicApp
 from core.clock import system_clock
@@ -365,8 +366,8 @@ def run(opts: ServeOptions, env: Mapping[str, str]) -> None:
                 say(f"Open the app: {ui.open_url}")
 
         beside = [relaying.serving(agent)] if relaying else []
-        serve_all = run_servers(servers, announce, housekeeping=lambda: rotate_keys(agent, relaying),
-                                beside=beside)
+        serve_all = run_servers(servers, announce, beside=beside,  # hourly: keys, and guardianships that end
+                                housekeeping=lambda: (rotate_keys(agent, relaying), guardian.notice_ends(agent)))
         if mode == "desktop":
             serve_beside_window(serve_all, servers, lambda: run_desktop(agent, owner, data_dir, relaying))
         else:

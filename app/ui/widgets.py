@@ -58,7 +58,8 @@ class Ui:
             n.clients[c["client_id"]] = str((c.get("metadata") or {}).get("client_name") or "an unnamed app")
         for r in owner.resources():
             n.resources[r["_id"]] = str(r.get("name") or "an unnamed record")
-        for item in state.all("inbox"):
+        imported = [r for h in owner.history() for r in h.get("requests") or ()]  # before a hand-over
+        for item in [*imported, *state.all("inbox")]:
             n.requests[item["id"]] = item
             who = item.get("requester")
             if who:
@@ -68,14 +69,32 @@ class Ui:
         for s in owner.shares(include_inactive=True):
             n.shares[s["id"]] = s
         n.profiles = {p["id"]: p["name"] for p in owner.profiles()}
-        n.connections = {c["id"]: c["client_id"] for c in owner.connections()}
+        connections = owner.connections()
+        n.connections = {c["id"]: c["client_id"] for c in connections}
+        n.connection_profiles = {c["id"]: c["profile"] for c in connections}
+        n.resource_profiles = {r["_id"]: r["profile"] for r in state.all("resources")}
+        n.agent_id = self.ctx.agent_id
         return n
 
+    def profiles(self) -> list[dict[str, Any]]:
+        """The profiles one can act for: the owner's own and those still held here (not handed over)."""
+        return [p for p in self.owner.profiles() if p.get("status", "active") != "handed_over"]
+
+    def current(self) -> dict[str, Any]:
+        """The profile acted for now; back to the owner's own when it is gone (handed over)."""
+        profiles = self.profiles()
+        found = next((p for p in profiles if p["id"] == self.profile), None)
+        if found is None:
+            self.profile = "me"
+            found = next((p for p in profiles if p["id"] == "me"), {"id": "me", "name": "Me", "kind": "owner"})
+        return found
+
     def profile_name(self) -> str:
-        for p in self.owner.profiles():
-            if p["id"] == self.profile:
-                return str(p["name"])
-        return "Me"
+        return str(self.current()["name"])
+
+    def whose(self) -> str:
+        """"your" or "Mia's": whose records the screens show now."""
+        return "your" if self.profile == "me" else f"{self.profile_name()}'s"
 
     def set_profile(self, pid: str) -> None:
         self.profile = pid
@@ -250,6 +269,8 @@ def checkbox(label: str, value: bool = False) -> tuple[ft.Control, ft.Checkbox]:
     box = ft.Checkbox(value=value, semantics_label=label)
 
     def toggle(_: Any) -> None:
+        if box.disabled:
+            return
         box.value = not box.value
         box.update()
 

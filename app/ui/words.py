@@ -158,6 +158,13 @@ class Names:
     profiles: dict[str, str] = field(default_factory=dict)
     connections: dict[str, str] = field(default_factory=dict)
     """connection id → client id."""
+    resource_profiles: dict[str, str] = field(default_factory=dict)
+    """resource id → the profile it belongs to."""
+    connection_profiles: dict[str, str] = field(default_factory=dict)
+    """connection id → the profile its records go to."""
+    agent_id: str | None = None
+    """This agent's id: a decision made on another agent (a co-guardian's, or a guardian's before a
+    hand-over) is told apart from the owner's own."""
 
     def issuer(self, iss: str | None) -> str:
         if not iss:
@@ -181,6 +188,10 @@ class Names:
         if pid in (None, "me"):
             return self.profiles.get("me", "you")
         return self.profiles.get(str(pid), str(pid))
+
+    def whose(self, pid: str | None) -> str:
+        """"your" for the owner's own profile, else "Mia's"."""
+        return "your" if pid in (None, "me") else f"{self.profile(pid)}'s"
 
 
 def registration_words(registration: str | None, names: Names) -> str:
@@ -264,6 +275,199 @@ def party_words(party: str | None, names: Names) -> str | None:
     return names.person(issuer, subject)
 
 
+# guardianship --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Category:
+    """A kind of care a guardian can be kept out of, as the Profiles screen offers it."""
+
+    key: str
+    label: str
+    """The checkbox: "Mental health"."""
+    words: str
+    """In a sentence: "mental health"."""
+    codes: tuple[str, ...]
+    """The HL7 v3 sensitivity codes it stands for (core/guardian.py, docs/guardians.md)."""
+
+
+CATEGORIES: tuple[Category, ...] = (
+    Category("mental", "Mental health", "mental health", ("PSY", "MH", "BH")),
+    Category("sexual", "Sexual and reproductive health", "sexual health", ("SEX", "STD")),
+    Category("substance", "Substance use", "substance use", ("ETH", "SUD")),
+    Category("assault", "Sexual assault, abuse or domestic violence", "sexual assault and abuse", ("SDV",)),
+    Category("hiv", "HIV", "HIV", ("HIV",)),
+)
+
+COVER_CHOICES: tuple[tuple[str, str], ...] = (
+    ("approve", "Say yes to requests"), ("deny", "Say no to requests"), ("share", "Share ahead of time"),
+    ("revoke", "Stop sharing"), ("connect", "Connect labs and clinics"),
+)
+"""The kinds of decision a guardianship covers (core.guardian.DECISIONS), as checkboxes."""
+
+DEFAULT_OWNER_NAME = "Me"
+"""The name an agent's owner has until they give theirs (``core.guardian.owner_name``): it says
+nothing about who decided, so another agent's "Me" is shown as "your guardian"."""
+
+_COVER_WORDS = {"approve": "saying yes to requests", "deny": "saying no to requests",
+                "share": "sharing ahead of time", "revoke": "stopping a sharing",
+                "connect": "connecting labs and clinics"}
+
+CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+_LEVEL_WORDS = {"U": "unrestricted", "L": "low confidentiality", "M": "moderate confidentiality",
+                "N": "normal confidentiality", "R": "restricted", "V": "very restricted"}
+
+
+def _code(rule: str) -> str:
+    return str(rule).rpartition("|")[2].upper()
+
+
+def category_codes(keys: Iterable[str]) -> list[str]:
+    """The codes to exclude for the ticked categories, in order, without repeats."""
+    chosen = set(keys)
+    return list(dict.fromkeys(c for cat in CATEGORIES if cat.key in chosen for c in cat.codes))
+
+
+def excluded_categories(codes: Iterable[str]) -> set[str]:
+    """The categories every code of which is excluded already (their checkboxes stay ticked)."""
+    have = {_code(c) for c in codes}
+    return {cat.key for cat in CATEGORIES if set(cat.codes) <= have}
+
+
+def excluded_words(codes: Iterable[str]) -> list[str]:
+    """What a guardianship keeps out, in plain words: whole categories first, then single codes
+    ("psychiatry"; a code without words as it is)."""
+    from core.guardian import SENSITIVITY_WORDS
+
+    rules = list(dict.fromkeys(str(c) for c in codes))
+    have = {_code(c) for c in rules}
+    out: list[str] = []
+    covered: set[str] = set()
+    for cat in CATEGORIES:
+        if set(cat.codes) <= have:
+            out.append(cat.words)
+            covered |= set(cat.codes)
+    for rule in rules:
+        code = _code(rule)
+        if code not in covered:
+            out.append(SENSITIVITY_WORDS.get(code, code))
+            covered.add(code)
+    return list(dict.fromkeys(out))
+
+
+def label_words(labels: Iterable[str]) -> list[str]:
+    """A record's security labels (``system|code``) in plain words: "mental health", "restricted"."""
+    from core.guardian import SENSITIVITY_WORDS
+
+    out = []
+    for label in labels:
+        if not isinstance(label, str):
+            continue
+        system, _, code = label.rpartition("|")
+        code = code.upper()
+        if system == CONFIDENTIALITY:
+            out.append(_LEVEL_WORDS.get(code, code))
+        else:
+            out.append(SENSITIVITY_WORDS.get(code, code))
+    return list(dict.fromkeys(out))
+
+
+def covers_words(covers: Iterable[str]) -> str:
+    """"saying yes to requests and stopping a sharing"."""
+    return join_words(_COVER_WORDS.get(c, c) for c in covers)
+
+
+def guardianship_words(g: Mapping[str, Any]) -> str:
+    """A guardianship (``Owner.profiles()[i]["guardianship"]``) in one line for the banner:
+    "Until 2 Mar 2027 · Not shown: mental health, sexual health"."""
+    parts = []
+    end = g.get("ends_at")
+    if g.get("status") == "ended":
+        parts.append(f"Ended on {date_words(float(end), UTC)}" if end else "Ended")
+    elif g.get("status") == "not_started":
+        parts.append(f"Starts on {date_words(float(g['starts_at']), UTC)}")
+    else:
+        parts.append(f"Until {date_words(float(end), UTC)}" if end else "No end date")
+    hidden = excluded_words(x["code"] if isinstance(x, Mapping) else x for x in g.get("exclude") or ())
+    if hidden:
+        parts.append(f"Not shown: {', '.join(hidden)}")
+    covers = list(g.get("covers") or ())
+    missing = [c for c, _ in COVER_CHOICES if c not in covers]
+    if covers and missing:
+        parts.append(f"Not allowed: {covers_words(missing)}")
+    others = [x.get("name") for x in g.get("guardians") or () if x.get("id") != "me"]
+    if others:
+        both = g.get("require") == "both"
+        parts.append(f"With {join_words(str(n) for n in others)}" + (" (both must agree)" if both else ""))
+    return " · ".join(parts)
+
+
+def _decided_here(by: Mapping[str, Any], names: Names) -> bool:
+    return by.get("id") == "me" and (names.agent_id is None or by.get("agent_id") in (None, names.agent_id))
+
+
+def decided_words(by: Mapping[str, Any] | None, profile: str | None, names: Names) -> str | None:
+    """Who took a decision, for whom: "You decided for Mia as guardian", "Mia decided",
+    "Decided by the other guardian, Ben", "Anna decided for you as your guardian"."""
+    if not by:
+        return None
+    role = by.get("role")
+    whom = names.profile(profile)
+    own = profile in (None, "me")
+    if _decided_here(by, names):
+        if role == "guardian":
+            return f"You decided for {whom} as guardian"
+        if role == "proxy":
+            return f"You decided for {whom} on their behalf"
+        return "You decided"
+    name = by.get("name") if by.get("name") != DEFAULT_OWNER_NAME else None
+    if role == "self":
+        return f"{name or whom} decided"
+    if role == "guardian":
+        if own:
+            return f"{name} decided for you as your guardian" if name else "Your guardian decided for you"
+        return f"Decided by the other guardian, {name}" if name else "Decided by the other guardian"
+    return f"{name or 'Someone'} decided for {'you' if own else whom} on {'your' if own else 'their'} behalf"
+
+
+def notice_words(notice: Mapping[str, Any]) -> str:
+    """``Owner.notices()`` in the app's words."""
+    if notice.get("kind") == "shares_to_review":
+        n = int(notice.get("count") or 0)
+        return (f"{n} sharing{'s' if n != 1 else ''} a guardian made for you wait{'s' if n == 1 else ''} for you "
+                "to keep or stop.")
+    return str(notice.get("message") or "")
+
+
+def entry_profile(entry: Mapping[str, Any], names: Names) -> str | None:
+    """The profile an activity entry is about, if it can be told: it names it, or one of its things."""
+    for key in ("on_behalf_of", "profile"):
+        if entry.get(key):
+            return str(entry[key])
+    request = names.requests.get(str(entry.get("inbox_id") or entry.get("item_id") or ""))
+    if request and request.get("kind") == "access":
+        return str(request.get("profile") or "me")
+    share = names.shares.get(str(entry.get("share_id") or ""))
+    if share:
+        return str(share.get("profile") or "me")
+    if entry.get("connection_id") in names.connection_profiles:
+        return names.connection_profiles[str(entry["connection_id"])]
+    if entry.get("resource_id") in names.resource_profiles:
+        return names.resource_profiles[str(entry["resource_id"])]
+    return None
+
+
+def entry_context(entry: Mapping[str, Any], names: Names) -> str | None:
+    """The line under an activity sentence: whose records, and who decided ("Mia's records · You
+    decided for Mia as guardian"); None when there is nothing to add."""
+    pid = entry_profile(entry, names)
+    parts = []
+    if pid is not None:
+        parts.append(capitalize(f"{names.whose(pid)} records"))
+    decided = decided_words(entry.get("decided_by"), pid, names)
+    if decided:
+        parts.append(decided)
+    return " · ".join(parts) or None
+
+
 # errors ----------------------------------------------------------------------------------------------
 _ERRORS: tuple[tuple[str, str], ...] = (
     (r"was already (approved|denied)", "Someone already answered this request ({0})."),
@@ -305,7 +509,7 @@ OUTCOMES: tuple[tuple[str, str], ...] = (
 )
 _OUTCOME_OF = {
     "request_submitted": "asked", "connect_requested": "asked",
-    "request_approved": "shared", "share_created": "shared", "pat_issued": "shared",
+    "request_approved": "shared", "share_created": "shared", "pat_issued": "shared", "share_kept": "shared",
     "request_denied_by_owner": "denied", "request_denied": "denied",
     "share_revoked": "stopped", "rs_disconnected": "stopped", "pat_revoked": "stopped", "grant_revoked": "stopped",
     "token_revoked": "stopped",
@@ -329,12 +533,12 @@ def event_person(entry: Mapping[str, Any], names: Names) -> str | None:
     ev = entry.get("event")
     if ev in ("request_submitted", "rpt_issued"):
         return party_words(entry.get("requester"), names) or _request_person(entry, names)
-    if ev in ("request_approved", "request_denied_by_owner", "request_denied"):
+    if ev in ("request_approved", "request_approved_waiting", "request_denied_by_owner", "request_denied"):
         return _request_person(entry, names)
     if ev == "share_created":
         g = grantee_from_text(str(entry.get("grantee") or ""))
         return grantee_short(g, names) if g.get("kind") in ("person", "email", "class") else None
-    if ev == "share_revoked":
+    if ev in ("share_revoked", "share_kept"):
         share = names.shares.get(str(entry.get("share_id")))
         if share and share["grantee"].get("kind") != "client":
             return grantee_short(share["grantee"], names)
@@ -344,9 +548,9 @@ def event_person(entry: Mapping[str, Any], names: Names) -> str | None:
 def event_resources(entry: Mapping[str, Any], names: Names) -> list[str]:
     """The records an entry is about (for the "record" filter)."""
     perms = entry.get("permissions")
-    if not perms and entry.get("event") == "share_revoked":
+    if not perms and entry.get("event") in ("share_revoked", "share_kept"):
         perms = (names.shares.get(str(entry.get("share_id"))) or {}).get("permissions")
-    if not perms and entry.get("event") in ("request_denied_by_owner", "request_denied"):
+    if not perms and entry.get("event") in ("request_denied_by_owner", "request_denied", "request_approved_waiting"):
         perms = (names.requests.get(str(entry.get("inbox_id") or "")) or {}).get("permissions")
     out = [str(p.get("resource_name") or names.resource(str(p.get("resource_id")))) for p in perms or []]
     if entry.get("event") in ("resource_registered", "resource_updated", "resource_deleted"):
@@ -371,34 +575,42 @@ def event_sentence(entry: Mapping[str, Any], names: Names, tz: tzinfo | None = N
         return f"{text}, for {entry['purpose']}" if entry.get("purpose") else text
     if ev == "connect_requested":
         return f"{client} asked to connect to your records"
-    if ev == "request_approved":
+    you = _subject(entry, names)
+    if ev in ("request_approved", "request_approved_waiting"):
         item = names.requests.get(str(entry.get("inbox_id"))) or {}
         if entry.get("kind") == "connect":
-            return f"You let {names.client((item.get('client') or {}).get('client_id'))} connect to your records"
+            app = names.client((item.get('client') or {}).get('client_id'))
+            return f"{you} let {app} connect to {names.whose(entry.get('profile') or item.get('profile'))} records"
         who = _request_person(entry, names) or f"the app {names.client((item.get('client') or {}).get('client_id'))}"
+        if ev == "request_approved_waiting":
+            asked = permissions_words(item.get("permissions") or [], names)
+            return f"{you} said yes to {who} ({asked}); the other guardian must agree too"
         until = lifetime_words({"expires_at": entry.get("expires_at"), "once": False}, float(entry.get("ts") or 0),
                                tz)
-        return f"You shared with {who}: {what}, {until}"
+        return f"{you} shared with {who}: {what}, {until}"
     if ev == "request_denied_by_owner":
         item = names.requests.get(str(entry.get("inbox_id"))) or {}
         if entry.get("kind") == "connect":
-            return f"You declined {names.client((item.get('client') or {}).get('client_id'))}'s request to connect"
+            return f"{you} declined {names.client((item.get('client') or {}).get('client_id'))}'s request to connect"
         who = _request_person(entry, names) or f"the app {names.client((item.get('client') or {}).get('client_id'))}"
         asked = permissions_words(item.get("permissions") or [], names)
-        text = f"You said no to {who} ({asked})"
+        text = f"{you} said no to {who} ({asked})"
         return f"{text} and will always say no to them for these records" if entry.get("remembered") else text
     if ev == "request_denied":
         return f"{client} was refused, as you had decided before"
     if ev == "share_created":
         who = grantee_words(grantee_from_text(str(entry.get("grantee") or "")), names)
-        return f"You shared ahead of time with {who}: {what}"
-    if ev == "share_revoked":
+        return f"{you} shared ahead of time with {who}: {what}"
+    if ev in ("share_revoked", "share_kept"):
         share = names.shares.get(str(entry.get("share_id")))
+        kept = ev == "share_kept"
         if not share:
-            return "You stopped a sharing"
+            return f"{you} {'kept' if kept else 'stopped'} a sharing"
         who = grantee_short(share["grantee"], names)
+        if kept:
+            return f"{you} kept the sharing of {records_words(share['permissions'], names)} with {who}"
         verb = "stopped saying no to" if share.get("effect") == "deny" else "stopped sharing"
-        return f"You {verb} {records_words(share['permissions'], names)} with {who}"
+        return f"{you} {verb} {records_words(share['permissions'], names)} with {who}"
     if ev == "rpt_issued":
         person = party_words(entry.get("requester"), names)
         return f"{client} was given access to {what}" + (f" for {person}" if person else "")
@@ -441,6 +653,16 @@ def event_sentence(entry: Mapping[str, Any], names: Names, tz: tzinfo | None = N
     if ev == "profile_added":
         kind = "a dependent's profile" if entry.get("dependent") else "a profile"
         return f"You added {kind}: {names.profile(entry.get('profile'))}"
+    if ev == "profile_renamed":
+        if entry.get("profile") in (None, "me"):
+            return f"You changed your name to {entry.get('name')}"
+        return f"You renamed a profile to {entry.get('name')}"
+    if ev in ("guardianship_ended", "guardianship_ended_by_guardian", "guardianship_changed", "guardian_added",
+              "guardian_removed", "profile_handed_over", "profile_imported"):
+        return _guardianship_sentence(ev, entry, names, you)
+    if ev == "guardian_decision_signed":
+        verb = "said yes to" if entry.get("decision") == "approve" else "said no to"
+        return f"As the other guardian, you {verb} a request waiting at {names.issuer(entry.get('for_agent'))}"
     if ev == "issuer_trusted":
         return f"You now trust {names.issuer(entry.get('issuer'))} to confirm who people are"
     if ev == "code_issued":
@@ -450,6 +672,59 @@ def event_sentence(entry: Mapping[str, Any], names: Names, tz: tzinfo | None = N
     if ev == "signing_key_rotated":
         return "Your agent renewed its signing key"
     return capitalize(ev.replace("_", " "))
+
+
+def _subject(entry: Mapping[str, Any], names: Names) -> str:
+    """Who took the decision an entry records, as the sentence's subject: "You", or the other
+    guardian's name (decided on their agent), or "Your guardian" (before a hand-over)."""
+    by = entry.get("decided_by")
+    if not isinstance(by, Mapping) or _decided_here(by, names):
+        return "You"
+    name = by.get("name") if by.get("name") != DEFAULT_OWNER_NAME else None
+    if by.get("role") == "guardian" and entry.get("profile") in (None, "me"):
+        return f"{name} (your guardian)" if name else "Your guardian"
+    if by.get("role") == "guardian":
+        return f"{name} (the other guardian)" if name else "The other guardian"
+    return str(name or "Someone")
+
+
+def _guardianship_sentence(ev: str, entry: Mapping[str, Any], names: Names, you: str) -> str:
+    whom = names.profile(entry.get("profile"))
+    if ev == "guardianship_ended":
+        end = entry.get("ends_at")
+        when = f" on {date_words(float(end), UTC)}" if end else ""
+        text = f"Your guardianship for {whom} ended{when}; {whom} decides now"
+        n = len(entry.get("shares_to_review") or ())
+        if n:
+            text += f". {n} sharing{'s' if n != 1 else ''} you made wait{'s' if n == 1 else ''} for {whom}'s review"
+        return text
+    if ev == "guardianship_ended_by_guardian":
+        return f"{you} ended the guardianship for {whom}"
+    if ev == "guardianship_changed":
+        changes = []
+        if entry.get("until"):
+            changes.append(f"it now ends on {date_words(float(entry['until']), UTC)}")
+        if entry.get("exclude"):
+            changes.append(f"it keeps out {join_words(excluded_words(entry['exclude']))}")
+        if entry.get("covers"):
+            changes.append(f"it covers only {covers_words(entry['covers'])}")
+        if entry.get("require") == "both":
+            changes.append("both guardians must agree to share")
+        elif entry.get("require") == "one":
+            changes.append("one guardian's yes is enough")
+        return f"{you} changed the guardianship for {whom}" + (f": {'; '.join(changes)}" if changes else "")
+    if ev == "guardian_added":
+        return f"{you} added {entry.get('name') or 'another guardian'} as the other guardian of {whom}"
+    if ev == "guardian_removed":
+        return f"{you} removed the other guardian of {whom}"
+    if ev == "profile_handed_over":
+        return f"{you} handed {whom}'s profile over to their own agent at {names.issuer(entry.get('to'))}"
+    # profile_imported
+    src = names.issuer(entry.get("from_issuer"))
+    n = len(entry.get("shares_to_review") or ())
+    text = f"You took over your records from your guardian's agent at {src}"
+    return text + (f"; {n} sharing{'s' if n != 1 else ''} made for you wait{'s' if n == 1 else ''} for your review"
+                   if n else "")
 
 
 def _profile_records(entry: Mapping[str, Any], names: Names) -> str:

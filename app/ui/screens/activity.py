@@ -17,6 +17,8 @@ from app.ui.words import (
     OUTCOMES,
     Names,
     daily_access_counts,
+    entry_context,
+    entry_profile,
     event_outcome,
     event_person,
     event_resources,
@@ -58,10 +60,20 @@ class ActivityScreen:
 
     # data ------------------------------------------------------------------------------------------------
     def _entries(self, names: Names) -> list[dict[str, Any]]:
+        """The profile acted for: a dependent's own entries; for the owner, theirs and the agent's
+        (apps introducing themselves, trusted organisations, keys), not a dependent's."""
+        ui = self.ui
+        ui.current()
+        several = len(names.profiles) > 1
+        if ui.profile == "me":
+            raw = [e for e in ui.owner.audit(limit=LIMIT) if entry_profile(e, names) in (None, "me")]
+        else:
+            raw = ui.owner.audit(limit=LIMIT, profile=ui.profile)
         out = []
-        for e in self.ui.owner.audit(limit=LIMIT):
+        for e in raw:
             out.append({**e, "_sentence": event_sentence(e, names), "_person": event_person(e, names),
-                        "_records": event_resources(e, names), "_outcome": event_outcome(e)})
+                        "_records": event_resources(e, names), "_outcome": event_outcome(e),
+                        "_context": entry_context(e, names) if several else None})
         return out
 
     def _matches(self, e: dict[str, Any]) -> bool:
@@ -118,6 +130,7 @@ class ActivityScreen:
         return ft.Container(
             ft.Row([ft.Icon(ICONS[outcome], size=20, color=COLORS.get(outcome, theme.MUTED)),
                     ft.Column([ft.Text(e["_sentence"], size=14),
+                               *([ft.Text(e["_context"], size=12, color=theme.MUTED)] if e.get("_context") else []),
                                ft.Text(relative_time(ts, now), size=12, color=theme.MUTED,
                                        tooltip=time_words(ts))], spacing=2, expand=True)],
                    vertical_alignment=ft.CrossAxisAlignment.START, spacing=12),
@@ -139,12 +152,13 @@ class ActivityScreen:
             ], spacing=2, horizontal_alignment=ft.CrossAxisAlignment.CENTER, alignment=ft.MainAxisAlignment.END,
                 tight=True))
         busiest = max(days, key=lambda x: x[1]) if total else None
-        said = (f"Access to your records in the last 14 days: {total} in all"
+        whose = self.ui.whose()
+        said = (f"Access to {whose} records in the last 14 days: {total} in all"
                 + (f", most on {busiest[0].day} {busiest[0]:%b} ({busiest[1]})." if busiest else "."))
         chart = ft.Semantics(label=said, exclude_semantics=True, content=ft.Row(
             bars, alignment=ft.MainAxisAlignment.SPACE_BETWEEN, vertical_alignment=ft.CrossAxisAlignment.END,
             height=112))
-        return widgets.card(ft.Text("Access to your records, last 14 days", weight=ft.FontWeight.W_600),
+        return widgets.card(ft.Text(f"Access to {whose} records, last 14 days", weight=ft.FontWeight.W_600),
                             muted(f"{total} time{'s' if total != 1 else ''} an app was given or checked access",
                                   size=13), chart)
 
@@ -154,7 +168,7 @@ class ActivityScreen:
         names = ui.names()
         entries = [e for e in self._entries(names) if self._matches(e)]
         rows = [{"time": iso_time(float(e.get("ts") or 0)), "what_happened": e["_sentence"],
-                 "person": e["_person"] or "", "records": "; ".join(e["_records"]),
+                 "person": e["_person"] or "", "records": "; ".join(e["_records"]), "about": e["_context"] or "",
                  "kind": e["_outcome"], "event": e.get("event"), "seq": e.get("seq")} for e in entries]
         folder = Path(ui.ctx.data_dir) / "exports"
         stamp = date.fromtimestamp(ui.now()).isoformat()

@@ -14,7 +14,9 @@ from app.ui.words import (
     LIFETIME_CHOICES,
     Names,
     capitalize,
+    decided_words,
     lifetime_for,
+    notice_words,
     permissions_words,
     registration_words,
     relative_time,
@@ -30,25 +32,42 @@ class InboxScreen:
 
     def __init__(self, ui: Ui) -> None:
         self.ui = ui
+        self.notices = ft.Column(spacing=8)
         self.summary = ft.Text("", size=15, color=theme.MUTED)
         self.others = ft.Column(spacing=8)
         self.items = ft.Column(spacing=theme.GAP)
-        self.root, _ = ui.screen(self.summary, self.others, self.items)
+        self.root, _ = ui.screen(self.notices, self.summary, self.others, self.items)
 
     def refresh(self) -> None:
         ui = self.ui
         names = ui.names()
+        ui.current()  # back to the owner's own profile if the one acted for is gone
         pending = ui.owner.inbox()
         mine = [i for i in pending if i["kind"] == "connect" or i["profile"] == ui.profile]
         elsewhere = [i for i in pending if i not in mine]
         n = len(mine)
         whom = "you" if ui.profile == "me" else ui.profile_name()
+        self.notices.controls = [self._notice(x) for x in ui.owner.notices()]
         self.summary.value = f"{n} request{'s' if n != 1 else ''} waiting for {whom}" if n else ""
         self.summary.visible = bool(n)
         self.others.controls = [self._elsewhere(elsewhere, names)] if elsewhere else []
+        whose = "your" if ui.profile == "me" else f"{ui.profile_name()}'s"
         self.items.controls = [self._card(item, names) for item in reversed(mine)] or [
-            widgets.empty(ft.Icons.INBOX_OUTLINED, "Nothing waiting for you",
-                          "When a clinic or lab asks for your records, the request appears here.")]
+            widgets.empty(ft.Icons.INBOX_OUTLINED, f"Nothing waiting for {whom}",
+                          f"When a clinic or lab asks for {whose} records, the request appears here.")]
+
+    def _notice(self, notice: dict[str, Any]) -> ft.Control:
+        """A guardianship that ended, or shares a guardian made waiting for review: see Profiles."""
+        ended = notice.get("kind") == "guardianship_ended"
+        label = (f"Review the end of the guardianship for {notice.get('name')}" if ended
+                 else "Review the sharing a guardian made for you")
+        return ft.Container(ft.Column([
+            widgets.icon_line(ft.Icons.NOTIFICATION_IMPORTANT_OUTLINED, notice_words(notice),
+                              color=theme.WARN, weight=ft.FontWeight.W_600),
+            ft.Row([button("Review", lambda _: self.ui.go("profiles"), kind="text", label=label)],
+                   alignment=ft.MainAxisAlignment.END)], spacing=0),
+            padding=ft.Padding.only(left=12, right=12, top=10, bottom=2), border_radius=12,
+            bgcolor=ft.Colors.SURFACE_CONTAINER_HIGH)
 
     def _elsewhere(self, items: list[dict[str, Any]], names: Names) -> ft.Control:
         by_profile: dict[str, int] = {}
@@ -96,7 +115,18 @@ class InboxScreen:
         if item.get("purpose"):
             lines.append(icon_line(ft.Icons.CHAT_BUBBLE_OUTLINE, f"Why: {item['purpose']}"))
         if item["profile"] != "me":
-            lines.append(icon_line(ft.Icons.CHILD_CARE, f"About {names.profile(item['profile'])}'s records"))
+            whom = names.profile(item["profile"])
+            role = {"guardian": f"you decide for {whom} as guardian",
+                    "proxy": f"you decide on {whom}'s behalf"}.get(str(item.get("acting_as")), "")
+            about = f"About {whom}'s records" + (f": {role}" if role else "")
+            lines.append(icon_line(ft.Icons.SUPERVISOR_ACCOUNT, about, color=ft.Colors.ON_SURFACE,
+                                   weight=ft.FontWeight.W_600))
+        for a in item.get("approvals") or []:
+            said = decided_words(a.get("by"), item["profile"], names) or "A guardian decided"
+            lines.append(icon_line(ft.Icons.HOW_TO_REG, f"{said}: yes"))
+        if item.get("waiting_for"):
+            lines.append(icon_line(ft.Icons.HOURGLASS_TOP, f"Waiting for {' and '.join(item['waiting_for'])} too: "
+                                   "both guardians must agree", color=theme.WARN))
         lines.append(muted(f"Arrived {relative_time(item['created_at'], ui.now())}", size=13))
         if not verified:
             lines.append(ft.Text("We could not confirm who this is. Share only if you expected this request.",
@@ -113,7 +143,7 @@ class InboxScreen:
         client = item.get("client") or {}
         app = client.get("client_name") or names.client(client.get("client_id"))
         code = item.get("user_code") or item.get("match_code") or ""
-        profiles = ui.owner.profiles()
+        profiles = ui.profiles()
         choice = widgets.radio_group([(p["id"], p["name"]) for p in profiles],
                                      ui.profile if any(p["id"] == ui.profile for p in profiles) else "me")
         lines: list[ft.Control] = [
@@ -162,14 +192,20 @@ class InboxScreen:
                 return
             ui.close_dialog()
             done = ui.attempt(lambda: ui.owner.approve(item["id"], scopes=chosen,
-                                                       lifetime=lifetime_for(how_long.value or DEFAULT_LIFETIME)),
-                              done=f"Shared with {name}.")
+                                                       lifetime=lifetime_for(how_long.value or DEFAULT_LIFETIME)))
             if done is not None:
+                waiting = (done.get("item") or {}).get("waiting_for") or []
+                ui.toast(f"Your yes is recorded; waiting for {' and '.join(waiting)}." if done.get("share") is None
+                         and waiting else f"Shared with {name}.")
                 ui.refresh_all()
 
+        about: list[ft.Control] = []
+        if item["profile"] != "me":
+            about.append(icon_line(ft.Icons.SUPERVISOR_ACCOUNT, f"{names.profile(item['profile'])}'s records: you "
+                                   "decide for them", color=ft.Colors.ON_SURFACE))
         dialog = ft.AlertDialog(
             modal=True, scrollable=True, title=ft.Text(f"Share with {name}?"), inset_padding=ui.dialog_inset(),
-            content=ft.Column([ft.Text("What may they do?", weight=ft.FontWeight.W_600),
+            content=ft.Column([*about, ft.Text("What may they do?", weight=ft.FontWeight.W_600),
                                *(row for row, _ in rows.values()),
                                ft.Text("For how long?", weight=ft.FontWeight.W_600), how_long,
                                widgets.message(problem)],

@@ -8,7 +8,7 @@ import flet as ft
 
 from app.ui import theme, widgets
 from app.ui.widgets import Ui, button, card, icon_line, muted
-from app.ui.words import Names, capitalize, join_words, relative_time, scope_words
+from app.ui.words import Names, capitalize, excluded_words, join_words, label_words, relative_time, scope_words
 
 
 class RecordsScreen:
@@ -18,19 +18,28 @@ class RecordsScreen:
     def __init__(self, ui: Ui) -> None:
         self.ui = ui
         self.intro = muted("")
+        self.kept_out = ft.Text("", size=13, visible=False)
         self.items = ft.Column(spacing=theme.GAP)
-        self.root, _ = ui.screen(self.intro, self.items)
+        self.root, _ = ui.screen(self.intro, widgets.message(self.kept_out), self.items)
 
     def refresh(self) -> None:
         ui = self.ui
         names = ui.names()
         now = ui.now()
+        current = ui.current()
         pid = ui.profile
-        connections = [c for c in ui.owner.connections() if c["profile"] == pid and c["status"] == "active"]
-        resources = [r for r in ui.owner.resources() if r["profile"] == pid]
-        whose = "your" if pid == "me" else f"{ui.profile_name()}'s"
+        connections = [c for c in ui.owner.connections(profile=pid) if c["status"] == "active"]
+        resources = ui.owner.resources(profile=pid)  # never what the guardianship keeps out
+        whose = ui.whose()
         self.intro.value = (f"Labs and clinics that keep {whose} records and let you decide who sees them."
                             if connections or resources else "")
+        self.intro.visible = bool(self.intro.value)
+        g = current.get("guardianship") or {}
+        hidden = excluded_words(x["code"] for x in g.get("exclude") or ())
+        name = str(current.get("name"))
+        self.kept_out.visible = bool(hidden)
+        self.kept_out.value = (f"Records marked {join_words(hidden, 'or')} are not listed here: only {name} "
+                               "decides who sees them." if hidden else "")
         cards: list[ft.Control] = []
         connected = set()
         for c in sorted(connections, key=lambda c: c["created_at"]):
@@ -69,10 +78,15 @@ class RecordsScreen:
         detail = f"Others can be allowed to {can}." if can else ""
         if r.get("description") and isinstance(r["description"], str):
             detail = f"{r['description']} {detail}".strip()
-        return ft.Column([icon_line(ft.Icons.DESCRIPTION_OUTLINED, name, color=ft.Colors.ON_SURFACE, size=15,
-                                    weight=ft.FontWeight.W_600),
-                          ft.Container(muted(capitalize(detail), size=13), padding=ft.Padding.only(left=26))],
-                         spacing=2)
+        lines: list[ft.Control] = [
+            icon_line(ft.Icons.DESCRIPTION_OUTLINED, name, color=ft.Colors.ON_SURFACE, size=15,
+                      weight=ft.FontWeight.W_600),
+            ft.Container(muted(capitalize(detail), size=13), padding=ft.Padding.only(left=26))]
+        sensitive = label_words(r.get("security_labels") or ())
+        if sensitive:
+            lines.append(ft.Container(ft.Text(f"Marked sensitive: {', '.join(sensitive)}", size=13, color=theme.WARN),
+                                      padding=ft.Padding.only(left=26)))
+        return ft.Column(lines, spacing=2)
 
     def _disconnect(self, c: dict[str, Any], app: str) -> None:
         ui = self.ui

@@ -13,6 +13,8 @@ from app.ui.words import (
     LIFETIME_CHOICES,
     Names,
     capitalize,
+    date_words,
+    decided_words,
     grantee_short,
     grantee_words,
     lifetime_for,
@@ -44,6 +46,8 @@ class SharedScreen:
         self.intro = muted("")
         self.items = ft.Column(spacing=theme.GAP)
         self.refusals = ft.Column(spacing=theme.GAP)
+        self.acting: dict[str, Any] = {}
+        self.several = False
         top = ft.Row([button("Share ahead of time", lambda _: self.open_form(), icon=ft.Icons.ADD, kind="tonal")],
                      wrap=True)
         self.root, _ = ui.screen(self.intro, top, self.items, self.refusals, self.show_ended)
@@ -52,15 +56,18 @@ class SharedScreen:
         ui = self.ui
         names = ui.names()
         now = ui.now()
-        every = [s for s in ui.owner.shares(include_inactive=True) if s["profile"] == ui.profile]
+        ui.current()  # back to the owner's own profile if the one acted for is gone
+        every = ui.owner.shares(include_inactive=True, profile=ui.profile)
         allows = [s for s in every if s.get("effect", "allow") == "allow" and (s["active"] or self.show_ended.value)]
         denies = [s for s in every if s.get("effect") == "deny" and s["active"]]
         active = sum(1 for s in allows if s["active"])
-        whose = "your" if ui.profile == "me" else f"{ui.profile_name()}'s"
+        whose = ui.whose()
+        self.acting = ui.owner.acting_for(ui.profile)
+        self.several = len(ui.profiles()) > 1
         self.intro.value = (f"{active} {'people or apps have' if active != 1 else 'person or app has'} access to "
                             f"{whose} records." if active else f"Nobody has access to {whose} records right now.")
         self.items.controls = [self._share_card(s, names, now) for s in reversed(allows)] or [
-            widgets.empty(ft.Icons.HANDSHAKE_OUTLINED, "You are not sharing anything",
+            widgets.empty(ft.Icons.HANDSHAKE_OUTLINED, f"{capitalize(whose)} records are not shared",
                           "When you approve a request, or share ahead of time, it appears here.")]
         self.refusals.controls = ([widgets.heading("You always say no to", size=17)]
                                   + [self._deny_card(s, names) for s in denies]) if denies else []
@@ -80,11 +87,36 @@ class SharedScreen:
             lines.append(icon_line(ft.Icons.APPS, f"Only through {names.client(s['client_id'])}"))
         if s.get("purpose"):
             lines.append(icon_line(ft.Icons.CHAT_BUBBLE_OUTLINE, f"Why: {s['purpose']}"))
-        if s["active"]:
-            lines.append(widgets.actions(button(
-                "Stop sharing", lambda _: self._revoke(s, what, short), kind="outlined",
-                label=f"Stop sharing {what} with {short}")))
+        if self.several or s["profile"] != "me":
+            lines.append(icon_line(ft.Icons.FOLDER_SHARED_OUTLINED, capitalize(f"{names.whose(s['profile'])} records")))
+        decided = decided_words(s.get("decided_by"), s["profile"], names)
+        if decided and (self.several or s["profile"] != "me" or not decided.startswith("You decided")):
+            lines.append(icon_line(ft.Icons.HOW_TO_REG, decided))
+        may_decide = bool(self.acting.get("can_decide", True))
+        buttons: list[ft.Control] = []
+        if s.get("needs_review") and s["active"]:
+            due = f" until {date_words(s['review_due'])}" if s.get("review_due") else ""
+            if may_decide:
+                lines.append(icon_line(ft.Icons.RATE_REVIEW_OUTLINED, f"Made for you by a guardian: it keeps working"
+                                       f"{due} unless you keep it", color=theme.WARN, weight=ft.FontWeight.W_600))
+                buttons.append(button("Keep", lambda _: self._keep(s, what, short), kind="tonal",
+                                      label=f"Keep sharing {what} with {short}"))
+            else:
+                whom = names.profile(s["profile"])
+                lines.append(icon_line(ft.Icons.RATE_REVIEW_OUTLINED, f"Waiting for {whom} to keep or stop it; it "
+                                       f"keeps working{due}", color=theme.WARN, weight=ft.FontWeight.W_600))
+        if s["active"] and may_decide:
+            buttons.append(button("Stop sharing", lambda _: self._revoke(s, what, short), kind="outlined",
+                                  label=f"Stop sharing {what} with {short}"))
+        if buttons:
+            lines.append(widgets.actions(*buttons))
         return card(*lines, muted_bg=not s["active"])
+
+    def _keep(self, s: dict[str, Any], what: str, short: str) -> None:
+        ui = self.ui
+        if ui.attempt(lambda: ui.owner.keep_share(s["id"]), done=f"You keep sharing {what} with {short}.") \
+                is not None:
+            ui.refresh_all()
 
     def _deny_card(self, s: dict[str, Any], names: Names) -> ft.Control:
         short = grantee_short(s["grantee"], names)
@@ -123,7 +155,7 @@ class ShareForm:
     def __init__(self, ui: Ui) -> None:
         self.ui = ui
         owner = ui.owner
-        self.profiles = owner.profiles()
+        self.profiles = ui.profiles()
         self.trusted = owner.trust_list()
         self.names = ui.names()
         self.profile = widgets.radio_group([(p["id"], p["name"]) for p in self.profiles], ui.profile,
@@ -169,7 +201,7 @@ class ShareForm:
         return ft.Container(ft.Text(text, weight=ft.FontWeight.W_600), padding=ft.Padding.only(top=8))
 
     def _resources(self) -> list[dict[str, Any]]:
-        return [r for r in self.ui.owner.resources() if r["profile"] == (self.profile.value or "me")]
+        return self.ui.owner.resources(profile=self.profile.value or "me")
 
     def _profile_changed(self, *, update: bool = True) -> None:
         res = self._resources()
