@@ -148,7 +148,7 @@ class InboxScreen:
                                      ui.profile if any(p["id"] == ui.profile for p in profiles) else "me")
         lines: list[ft.Control] = [
             ft.Row([ft.Icon(ft.Icons.LINK, color=ft.Colors.PRIMARY),
-                    ft.Text(f"{app} wants to connect to your records", size=17, weight=ft.FontWeight.W_600,
+                    ft.Text(f"{app} wants to connect to {ui.whose()} records", size=17, weight=ft.FontWeight.W_600,
                             expand=True)], vertical_alignment=ft.CrossAxisAlignment.START),
             ft.Text(f"If you approve, {app} can tell your agent which records it keeps for you, "
                     "so that you decide who may see them.", size=14),
