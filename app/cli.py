@@ -142,7 +142,7 @@ REQUESTS: dict[str, Callable[[argparse.Namespace], ApiCall]] = {
     "deny": lambda ns: ApiCall("POST", f"/v1/inbox/{quote(ns.id, safe='')}/deny", {"remember": ns.remember}),
     "share": lambda ns: ApiCall("POST", "/v1/shares", {
         "profile": ns.profile, "resource_id": ns.resource, "scopes": ns.scopes, "with": ns.grantee,
-        "purpose": ns.purpose, **lifetime(ns)}),
+        "purpose": ns.purpose, "name": ns.name, **lifetime(ns)}),
     "shares": lambda ns: ApiCall("GET", "/v1/shares", query={"all": "true"} if ns.all else {}),
     "revoke": lambda ns: ApiCall("POST", f"/v1/shares/{quote(ns.id, safe='')}/revoke", {}),
     "profiles": lambda ns: ApiCall("GET", "/v1/profiles"),
@@ -361,7 +361,9 @@ def ends(share: Mapping[str, Any]) -> str:
 
 def share_line(s: Mapping[str, Any]) -> str:
     verb = "denied" if s.get("effect") == "deny" else "shared"
-    return f"{verb} {what(s.get('permissions') or [])} with {s.get('grantee_text')} {ends(s)}"
+    name = (s.get("grantee") or {}).get("name")
+    whom = f"{name} ({s.get('grantee_text')})" if name else s.get("grantee_text")
+    return f"{verb} {what(s.get('permissions') or [])} with {whom} {ends(s)}"
 
 
 def who(requester: Mapping[str, Any] | None) -> str:
@@ -552,6 +554,7 @@ def build_parser() -> Parser:
                    help="email:ADDRESS, sub:ISSUER#SUBJECT, client:CLIENT_ID or class:ISSUER#CLAIM=VALUE")
     add_lifetime(p)
     p.add_argument("--purpose", metavar="TEXT")
+    p.add_argument("--name", metavar="TEXT", help="how you know them (shown in the app and here)")
     command("shares", "list shares").add_argument("--all", action="store_true", help="include ended shares")
     command("revoke", "revoke a share").add_argument("id", metavar="SHARE_ID")
     add_profile_commands(command("profiles", "list profiles, add one, guardianship and hand-over"), command)

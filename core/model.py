@@ -44,6 +44,8 @@ class Grantee:
     claim: str | None = None
     value: str | None = None
     client_id: str | None = None
+    name: str | None = None
+    """How the owner knows them ("Dr. Carol White"), for display only: policy never reads it."""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -53,8 +55,9 @@ class Grantee:
         kind = d.get("kind")
         if kind not in ("person", "email", "class", "client"):
             raise ValueError(f"unknown grantee kind {kind!r}")
+        name = d.get("name")
         return cls(cast(GranteeKind, kind), d.get("issuer"), d.get("subject"), d.get("email"), d.get("claim"),
-                   d.get("value"), d.get("client_id"))
+                   d.get("value"), d.get("client_id"), name if isinstance(name, str) else None)
 
     def describe(self) -> str:
         if self.kind == "person":

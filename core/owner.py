@@ -221,7 +221,7 @@ class Owner:
             raise OwnerError("nothing left to share with those scopes")
         r = item.get("requester")
         client_id = item["client"]["client_id"]
-        grantee = Grantee("person", issuer=r["issuer"], subject=r["subject"]) if r else Grantee(
+        grantee = Grantee("person", issuer=r["issuer"], subject=r["subject"], name=r.get("name")) if r else Grantee(
             "client", client_id=client_id)
         return Share(id=short_id("sh"), profile=item["profile"], permissions=perms, grantee=grantee,
                      created_at=now, expires_at=expires_at, once=once, origin="request",
@@ -242,7 +242,7 @@ class Owner:
         rule = None
         if remember and item["kind"] == "access":
             r = item.get("requester")
-            grantee = Grantee("person", issuer=r["issuer"], subject=r["subject"]) if r else Grantee(
+            grantee = Grantee("person", issuer=r["issuer"], subject=r["subject"], name=r.get("name")) if r else Grantee(
                 "client", client_id=item["client"]["client_id"])
             rule = Share(id=short_id("dn"), profile=item["profile"], effect="deny", created_at=now,
                          permissions=tuple(Permission(p["resource_id"], tuple(p["scopes"]))
@@ -262,8 +262,13 @@ class Owner:
 
     # shares ----------------------------------------------------------------------------------
     def share(self, *, profile: str, resource_id: str, scopes: list[str], grantee: str,
-              lifetime: Lifetime | None = None, purpose: str | None = None) -> dict[str, Any]:
+              lifetime: Lifetime | None = None, purpose: str | None = None, name: str | None = None) -> dict[str, Any]:
+        """Share ahead of time; ``name`` is how the owner knows the grantee, shown in the app and CLI."""
         agent, now = self.agent, self.agent.now()
+        if name is not None:
+            name = " ".join(name.split())
+            if not name or len(name) > 80:
+                raise OwnerError("a name needs 1 to 80 characters")
         self._notice()
         prof = self._profile(profile)
         by = self._may(prof, "share")
@@ -276,8 +281,9 @@ class Owner:
             raise OwnerError(f"scopes must be some of: {', '.join(known)}")
         lifetime = lifetime or Lifetime()
         share = Share(id=short_id("sh"), profile=prof["id"], permissions=(Permission(resource_id, tuple(scopes)),),
-                      grantee=parse_grantee(grantee), created_at=now, expires_at=lifetime.expires_at(now),
-                      once=lifetime.once, origin="ahead", purpose=purpose, decided_by=by)
+                      grantee=replace(parse_grantee(grantee), name=name), created_at=now,
+                      expires_at=lifetime.expires_at(now), once=lifetime.once, origin="ahead", purpose=purpose,
+                      decided_by=by)
         agent.state.put("shares", "id", share.to_dict())
         self._log("share_created", by, prof["id"], share_id=share.id, grantee=share.grantee.describe(),
                   permissions=[p.to_dict() for p in share.permissions], expires_at=share.expires_at)

@@ -168,10 +168,10 @@ def list_shares(owner: Owner, call: Call) -> Any:
 
 
 def create_share(owner: Owner, call: Call) -> Any:
-    b = call.body.only("profile", "resource_id", "scopes", "with", "purpose", *LIFETIME)
+    b = call.body.only("profile", "resource_id", "scopes", "with", "purpose", "name", *LIFETIME)
     return owner.share(profile=b.required_text("profile"), resource_id=b.required_text("resource_id"),
                        scopes=b.required_texts("scopes"), grantee=b.required_text("with"),
-                       lifetime=b.lifetime(), purpose=b.text("purpose"))
+                       lifetime=b.lifetime(), purpose=b.text("purpose"), name=b.text("name"))
 
 
 def add_profile(owner: Owner, call: Call) -> Any:

@@ -118,6 +118,29 @@ def test_sharing_needs_a_resource_of_that_profile_and_its_own_scopes(world):
         world.owner.share(profile="me", resource_id=world.resource, scopes=["print"], grantee="client:x")
 
 
+def test_a_name_given_when_sharing_ahead_is_shown_and_never_decides(world):
+    share = world.owner.share(profile="me", resource_id=world.resource, scopes=["read"],
+                              grantee=f"sub:{world.idp.issuer}#dr-carol", name="  Dr.  Carol White ")
+    assert share["grantee"]["name"] == "Dr. Carol White" and share["grantee_text"].endswith("#dr-carol")
+    # the name is the owner's label, not a claim: a token naming someone else "Dr. Carol White" gets nothing,
+    # and Dr. Carol gets in whatever her token calls her
+    impostor = person_token(world.idp, world.client, sub="dr-mallory", name="Dr. Carol White")
+    assert world.client.ask(world.ticket(["read"]), id_token=impostor).json()["error"] == "request_submitted"
+    carol = person_token(world.idp, world.client, sub="dr-carol", name="Carol W.")
+    assert world.client.ask(world.ticket(["read"]), id_token=carol).status_code == 200
+    with pytest.raises(OwnerError, match="1 to 80 characters"):
+        world.owner.share(profile="me", resource_id=world.resource, scopes=["read"], grantee="client:x", name=" ")
+
+
+def test_approving_a_request_keeps_the_verified_name_on_the_share(world):
+    submit(world, scopes=["read"])
+    [item] = world.owner.inbox()
+    world.owner.approve(item["id"])
+    [share] = world.owner.shares()
+    assert share["grantee"] == {"kind": "person", "issuer": world.idp.issuer, "subject": "dr-bob",
+                                "name": "Dr. Bob Jones"}
+
+
 @pytest.mark.parametrize("text", ["bob", "email:", "email:not-an-address", "sub:no-hash", "sub:#x", "client:",
                                   "class:iss#noequals", "phone:123"])
 def test_malformed_grantees_are_refused(text):

@@ -189,7 +189,7 @@ class Story:
                "Alice shared her medical record with Dr. Carol ahead of time, so Carol's app gets in without "
                "asking Alice: a 401 with a ticket, the ticket and Carol's ID token to the agent, an RPT back.")
         alice.call("POST", "/v1/shares", {"profile": profile, "resource_id": record, "scopes": ["read"],
-                                          "with": f"sub:{idp.issuer}#{carol_sub}"})
+                                          "with": f"sub:{idp.issuer}#{carol_sub}", "name": CLINICIANS["carol"].name})
         n.owner("shared her medical record (see) with Dr. Carol White, until she revokes it")
         carol = ClinicianApp("carol", idp, n.traced("Dr. Carol"), client_name="Riverside Clinician (Dr. Carol)",
                              store=FileRegistrationStore(self.work / "carol"))
@@ -247,10 +247,11 @@ class Story:
         bp = await register_monitor_resource(kit)
         monitor = Monitor(n.traced("monitor"), store=FileRegistrationStore(self.work / "monitor"))
         monitor_id = await monitor.pair(self.issuer)
-        for scopes, grantee, who in ((["write"], f"client:{monitor_id}", "the monitor"),
-                                     (["read"], f"sub:{idp.issuer}#{carol_sub}", "Dr. Carol"),
-                                     (["read"], f"sub:{idp.issuer}#{bob_sub}", "Dr. Bob")):
-            alice.call("POST", "/v1/shares", {"profile": profile, "resource_id": bp, "scopes": scopes, "with": grantee})
+        for scopes, grantee, who in ((["write"], f"client:{monitor_id}", "the blood pressure monitor"),
+                                     (["read"], f"sub:{idp.issuer}#{carol_sub}", CLINICIANS["carol"].name),
+                                     (["read"], f"sub:{idp.issuer}#{bob_sub}", CLINICIANS["bob"].name)):
+            alice.call("POST", "/v1/shares", {"profile": profile, "resource_id": bp, "scopes": scopes,
+                                              "with": grantee, "name": who})
             n.owner(f"shared her blood pressure readings with {who} ({'write' if 'write' in scopes else 'see'})")
         for systolic, diastolic in ((132, 85), (128, 82), (124, 80)):
             expect(await monitor.send(records, systolic, diastolic), 201)

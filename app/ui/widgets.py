@@ -68,6 +68,9 @@ class Ui:
                 seen.update({k: who[k] for k in ("name", "email") if who.get(k)})
         for s in owner.shares(include_inactive=True):
             n.shares[s["id"]] = s
+            g = s["grantee"]
+            if g.get("kind") == "person" and g.get("name"):  # the name the owner gave when sharing ahead
+                n.people.setdefault(f"{g.get('issuer')}#{g.get('subject')}", {}).setdefault("name", g["name"])
         n.profiles = {p["id"]: p["name"] for p in owner.profiles()}
         connections = owner.connections()
         n.connections = {c["id"]: c["client_id"] for c in connections}

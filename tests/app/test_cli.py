@@ -341,6 +341,7 @@ def test_deny_share_revoke_and_shares(
                 "grantee": "sub:https://idp.example#u-42",
                 "lifetime": Lifetime(days=30.0),
                 "purpose": "second opinion",
+                "name": None,
             },
         ),
         ("revoke", ("sh-1",), {}),

@@ -336,6 +336,7 @@ def test_share_maps_with_to_the_grantee(api: TestClient, owner: FakeOwner) -> No
             "with": "email:dr@example.org",
             "days": 30,
             "purpose": "second opinion",
+            "name": "Dr. Dee",
         },
     )
     assert r.status_code == 200
@@ -349,6 +350,7 @@ def test_share_maps_with_to_the_grantee(api: TestClient, owner: FakeOwner) -> No
             "grantee": "email:dr@example.org",
             "lifetime": Lifetime(days=30.0),
             "purpose": "second opinion",
+            "name": "Dr. Dee",
         },
     )
 
