@@ -403,7 +403,8 @@ def show_status(s: Any, ns: argparse.Namespace) -> str:
              f"  shares:         {s.get('shares_active')} active",
              f"  profiles {s.get('profiles')}, clients {s.get('clients')}, resources {s.get('resources')}",
              f"  activity log:   {'intact' if s.get('audit_ok') else 'DAMAGED (fails its hash check)'}"]
-    return "\n".join(lines + [f"WARNING: {w}" for w in s.get("warnings") or []])
+    notices = [f"NOTICE: {n.get('message')}" for n in s.get("notices") or [] if isinstance(n, dict)]
+    return "\n".join(lines + [f"WARNING: {w}" for w in s.get("warnings") or []] + notices)
 
 
 def show_audit(entries: Any, ns: argparse.Namespace) -> str:

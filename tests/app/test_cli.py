@@ -84,6 +84,8 @@ class FakeOwner:
             "clients": 2,
             "resources": 3,
             "audit_ok": True,
+            "notices": [{"kind": "guardianship_ended", "profile": "mia", "name": "Mia",
+                         "message": "Your guardianship for Mia ended on 2027-03-02; Mia decides now."}],
         }
 
     def inbox(self) -> list[dict[str, Any]]:
@@ -220,6 +222,7 @@ def test_status_tells_a_person_how_the_agent_is_doing(
     assert "agent-xyz" in out
     assert "2 waiting" in out
     assert "WARNING: private keys are stored in plaintext" in out
+    assert "NOTICE: Your guardianship for Mia ended on 2027-03-02; Mia decides now." in out
 
 
 def test_inbox_shows_one_block_per_request_with_who_what_purpose_and_code(
