@@ -115,6 +115,8 @@ def call_agent(data_dir: Path, call: ApiCall) -> Answer:
         raise CliError(f"consent-agent at {url} did not answer within {TIMEOUT:.0f} s") from None
     except httpx.HTTPError as exc:
         raise CliError(f"cannot talk to consent-agent at {url}: {exc}") from None
+    except UnicodeEncodeError:  # bytes that are not UTF-8 on the command line or in the environment
+        raise CliError("an argument is not valid UTF-8 text") from None
     try:
         data = response.json()
     except ValueError:

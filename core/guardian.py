@@ -83,7 +83,8 @@ def exclusion_rule(text: str) -> str:
             return f"{system}|{code}"
     elif _BARE_CODE.fullmatch(raw):
         return raw.upper()
-    raise OwnerError(f"{text!r} is not a sensitivity code: give a bare code like PSY, or SYSTEM|CODE")
+    shown = text[:40] + "…" if isinstance(text, str) and len(text) > 64 else text
+    raise OwnerError(f"{shown!r} is not a sensitivity code: give a bare code like PSY, or SYSTEM|CODE")
 
 
 def _split(label: str) -> tuple[str, str]:
@@ -493,7 +494,10 @@ def read_decision_request(signed: str, now: float) -> dict[str, Any]:
     payload = _verified(signed, REQUEST_TYP)
     if not isinstance(payload.get("exp"), int) or payload["exp"] <= now:
         raise OwnerError("this decision request has expired; ask for a new one")
-    if not all(isinstance(payload.get(k), str) for k in ("issuer", "item", "digest")):
+    permissions = payload.get("permissions")
+    if not all(isinstance(payload.get(k), str) for k in ("issuer", "item", "digest")) or not (
+            isinstance(permissions, list) and all(isinstance(p, dict) and isinstance(p.get("scopes"), list)
+                                                  for p in permissions)):
         raise OwnerError("this decision request is incomplete")
     return payload
 
@@ -508,6 +512,7 @@ def sign_decision(agent: Agent, request: Mapping[str, Any], *, approve: bool, sc
     return agent.keys.sign_with_identity({
         "iss": agent.keys.agent_id, "issuer": agent.issuer, "aud": request["issuer"], "iat": now,
         "exp": now + DECISION_TTL, "jti": token(16), "item": request["item"], "digest": request["digest"],
+        "request_iss": request["iss"],
         "decision": "approve" if approve else "deny", "scopes": None if scopes is None else list(scopes),
         "expires_at": expires_at, "once": once}, typ=DECISION_TYP)
 
@@ -536,6 +541,14 @@ def read_decision(agent: Agent, signed: str) -> tuple[dict[str, Any], Guardiansh
         raise OwnerError("this decision has expired")
     if payload.get("digest") != item_digest(item):
         raise OwnerError("this decision was made on another version of the request", status=409)
+    if payload.get("request_iss") != agent.keys.agent_id:
+        # the co-guardian decided on what a request showed them: only one this agent signed shows the truth
+        raise OwnerError("this decision answers a decision request this agent did not make", status=403)
     if payload.get("decision") not in ("approve", "deny"):
         raise OwnerError("this decision neither approves nor denies")
+    scopes, expires_at = payload.get("scopes"), payload.get("expires_at")
+    scopes_ok = scopes is None or (isinstance(scopes, list) and all(isinstance(x, str) for x in scopes))
+    end_ok = expires_at is None or (isinstance(expires_at, int) and not isinstance(expires_at, bool))
+    if not (scopes_ok and end_ok and isinstance(payload.get("once", False), bool)):
+        raise OwnerError("this decision is malformed: scopes, expires_at or once")
     return profile, g, found, payload

@@ -36,14 +36,17 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from core import guardian
 from core.config import ConfigError, check_public_url
-from core.errors import OwnerError
+from core.errors import OwnerError, ProtocolError
 from core.jose import b64url
 from core.keys import KeyStoreError, verify_identity_jws
 from core.keystore import canonical_json, unb64url
+from core.model import Share
 from core.oauth import pat
+from core.oauth.clients import Client
 from core.oauth.refresh import revoke_grant
 from core.secrets_ import short_id
 from core.state import OWNER_PROFILE
+from core.uma.resources import parse_description
 
 if TYPE_CHECKING:
     from core.agent import Agent
@@ -205,18 +208,26 @@ def install(agent: Agent, bundle: Bundle) -> dict[str, Any]:
         raise OwnerError("this bundle was imported already", status=409)
     now = agent.now()
     try:
-        resources, shares = list(content["resources"]), list(content["shares"])
-        clients, requests = list(content["clients"]), list(content["requests"])
-        connections, log, profile = list(content["connections"]), list(content["log"]), dict(content["profile"])
-    except (KeyError, TypeError, ValueError):
-        raise OwnerError("the bundle is damaged: its content is incomplete") from None
+        resources, shares = _listed(content["resources"]), _listed(content["shares"])
+        clients, requests = _listed(content["clients"]), _listed(content["requests"])
+        connections, log, profile = _listed(content["connections"]), _listed(content["log"]), dict(content["profile"])
+        _check_shapes(resources, shares, clients, connections)
+    except (KeyError, TypeError, ValueError, AttributeError, ProtocolError):
+        # signed, but by whichever agent made it: checked whole before anything is written
+        raise OwnerError("the bundle is damaged: its content is incomplete or malformed") from None
     carried = {r["_id"] for r in resources}
     stray = [s["id"] for s in shares if any(p["resource_id"] not in carried for p in s.get("permissions") or ())]
     if stray:  # a share may only speak of the bundle's own resources, never of this agent's others
         raise OwnerError(f"the bundle is damaged: share {stray[0]} names a resource it does not carry")
+
+    def held(table: str, key: str, value: str) -> bool:
+        """Held already, and not from an earlier try of this same import that a crash cut short."""
+        doc = agent.state.get(table, key, value)
+        return doc is not None and doc.get("imported_from") != bundle.id
+
     with agent.state.locked():
-        clash = ([r["_id"] for r in resources if agent.state.get("resources", "_id", r["_id"])]
-                 + [s["id"] for s in shares if agent.state.get("shares", "id", s["id"])])
+        clash = ([r["_id"] for r in resources if held("resources", "_id", r["_id"])]
+                 + [s["id"] for s in shares if held("shares", "id", s["id"])])
         if clash:
             raise OwnerError(f"this agent already holds {clash[0]}; was the profile imported before?", status=409)
         added_clients = []
@@ -229,7 +240,7 @@ def install(agent: Agent, bundle: Bundle) -> dict[str, Any]:
         review_due = now + guardian.REVIEW_DAYS * 86400
         to_review = []
         for s in shares:
-            doc = {**s, "profile": OWNER_PROFILE}
+            doc = {**s, "profile": OWNER_PROFILE, "imported_from": bundle.id}
             by = s.get("decided_by") or {}
             if (s.get("effect") == "allow" and s.get("revoked_at") is None and by.get("role") in ("guardian", "proxy")
                     and s.get("reviewed_at") is None and (s.get("expires_at") is None or s["expires_at"] > now)):
@@ -252,6 +263,34 @@ def install(agent: Agent, bundle: Bundle) -> dict[str, Any]:
             "reconnect": reconnect, "history": {"requests": len(requests), "log": len(log)}}
 
 
+def _listed(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError("not a list")
+    return value
+
+
+def _check_shapes(resources: list[Any], shares: list[Any], clients: list[Any], connections: list[Any]) -> None:
+    """Raise unless every record is one this agent can store and show (views read them all)."""
+    for r in resources:
+        if not isinstance(r["_id"], str) or not isinstance(r["client_id"], str):
+            raise TypeError("resource")
+        parse_description(r["description"])
+    for s in shares:
+        share = Share.from_dict(s)
+        if not isinstance(s["id"], str) or not all(isinstance(p.resource_id, str) for p in share.permissions):
+            raise TypeError("share")
+        for member in ("expires_at", "review_due"):
+            if s.get(member) is not None and (isinstance(s[member], bool) or not isinstance(s[member], int | float)):
+                raise TypeError(member)
+    for c in clients:
+        if not isinstance(c["client_id"], str):
+            raise TypeError("client")
+        Client.from_record(c)
+    for c in connections:
+        if not isinstance(c["client_id"], str):
+            raise TypeError("connection")
+
+
 # --- the sealed file --------------------------------------------------------------------------------
 
 
@@ -262,7 +301,7 @@ def open_bundle(blob: bytes | str, passphrase: str) -> Bundle:
         raise OwnerError("the bundle is too large")
     try:
         doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise OwnerError("this is not a consent-agent hand-over bundle") from None
     if not isinstance(doc, dict) or doc.get("type") != BUNDLE_TYPE or doc.get("format") != FORMAT:
         raise OwnerError("this is not a consent-agent hand-over bundle")
@@ -279,7 +318,7 @@ def open_bundle(blob: bytes | str, passphrase: str) -> Bundle:
         raise OwnerError("wrong passphrase for this bundle (or the bundle was altered)") from None
     except KeyStoreError as exc:
         raise OwnerError(f"the bundle's signature does not check out: {exc}") from None
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:
         raise OwnerError(f"the bundle is damaged: {exc}") from None
     if not isinstance(content, dict) or statement.get("content_sha256") != _sha256(content) or any(
             statement.get(a) != header.get(b) for a, b in (("iss", "from_agent_id"), ("to", "to"), ("bundle", "id"))):

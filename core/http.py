@@ -87,6 +87,10 @@ class HttpRequest:
             raise InvalidRequest("the body is not valid JSON") from exc
         if _holds_nul(value):
             raise InvalidRequest("the body holds a NUL character")
+        try:  # "\ud800" parses, but is no text: stored, it breaks every later answer that shows it
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequest("the body holds an unpaired surrogate (RFC 8259 §8.2)") from None
         return value
 
 

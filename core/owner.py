@@ -270,21 +270,23 @@ class Owner:
             if not name or len(name) > 80:
                 raise OwnerError("a name needs 1 to 80 characters")
         self._notice()
-        prof = self._profile(profile)
-        by = self._may(prof, "share")
-        res = agent.state.get("resources", "_id", resource_id)
-        if res is None or res["profile"] != prof["id"] or resource_id in guardian.hidden_resources(agent):
-            raise OwnerError(f"no resource {resource_id!r} in profile {prof['name']}", status=404)
-        known = res["description"]["resource_scopes"]
-        bad = [s for s in scopes if s not in known]
-        if bad or not scopes:
-            raise OwnerError(f"scopes must be some of: {', '.join(known)}")
-        lifetime = lifetime or Lifetime()
-        share = Share(id=short_id("sh"), profile=prof["id"], permissions=(Permission(resource_id, tuple(scopes)),),
-                      grantee=replace(parse_grantee(grantee), name=name), created_at=now,
-                      expires_at=lifetime.expires_at(now), once=lifetime.once, origin="ahead", purpose=purpose,
-                      decided_by=by)
-        agent.state.put("shares", "id", share.to_dict())
+        with agent.state.locked():  # the checks hold until the share is written (no end or hand-over between)
+            prof = self._profile(profile)
+            by = self._may(prof, "share")
+            res = agent.state.get("resources", "_id", resource_id)
+            if res is None or res["profile"] != prof["id"] or resource_id in guardian.hidden_resources(agent):
+                raise OwnerError(f"no resource {resource_id!r} in profile {prof['name']}", status=404)
+            known = res["description"]["resource_scopes"]
+            bad = [s for s in scopes if s not in known]
+            if bad or not scopes:
+                raise OwnerError(f"scopes must be some of: {', '.join(known)}")
+            lifetime = lifetime or Lifetime()
+            share = Share(id=short_id("sh"), profile=prof["id"],
+                          permissions=(Permission(resource_id, tuple(scopes)),),
+                          grantee=replace(parse_grantee(grantee), name=name), created_at=now,
+                          expires_at=lifetime.expires_at(now), once=lifetime.once, origin="ahead", purpose=purpose,
+                          decided_by=by)
+            agent.state.put("shares", "id", share.to_dict())
         self._log("share_created", by, prof["id"], share_id=share.id, grantee=share.grantee.describe(),
                   permissions=[p.to_dict() for p in share.permissions], expires_at=share.expires_at)
         agent.events.publish(SHARE_CHANGED, {"id": share.id, "change": "created", "profile": prof["id"]})
@@ -316,13 +318,14 @@ class Owner:
     def revoke(self, share_id: str) -> dict[str, Any]:
         agent = self.agent
         self._notice()
-        share = agent.state.share(share_id)
-        if share is None or any(p.resource_id in guardian.hidden_resources(agent) for p in share.permissions):
-            raise OwnerError(f"no share {share_id!r}", status=404)
-        prof = self._profile(share.profile)
-        by = self._may(prof, "revoke")
-        if share.revoked_at is None:
-            agent.state.update("shares", "id", share_id, {"revoked_at": agent.now()})
+        with agent.state.locked():
+            share = agent.state.share(share_id)
+            if share is None or any(p.resource_id in guardian.hidden_resources(agent) for p in share.permissions):
+                raise OwnerError(f"no share {share_id!r}", status=404)
+            prof = self._profile(share.profile)
+            by = self._may(prof, "revoke")
+            if share.revoked_at is None:
+                agent.state.update("shares", "id", share_id, {"revoked_at": agent.now()})
         tokens = agent.registry.revoke_where(share_id=share_id)
         for grant_id in agent.registry.grants_backed_by(share_id):
             revoke_grant(agent, grant_id, reason="share_revoked")
@@ -340,16 +343,17 @@ class Owner:
     def keep_share(self, share_id: str) -> dict[str, Any]:
         """Keep a share under review: it holds on as it was made, without the review deadline."""
         agent = self.agent
-        share = agent.state.share(share_id)
-        if share is None:
-            raise OwnerError(f"no share {share_id!r}", status=404)
-        prof = self._profile(share.profile)
-        by = self._may(prof, "revoke")
-        if not guardian.needs_review(share):
-            raise OwnerError(f"share {share_id} is not waiting for a review", status=409)
-        if not share.active(agent.clock()):
-            raise OwnerError(f"share {share_id} has ended already; share again instead", status=409)
-        agent.state.update("shares", "id", share_id, {"review_due": None, "reviewed_at": agent.now()})
+        with agent.state.locked():
+            share = agent.state.share(share_id)
+            if share is None or any(p.resource_id in guardian.hidden_resources(agent) for p in share.permissions):
+                raise OwnerError(f"no share {share_id!r}", status=404)
+            prof = self._profile(share.profile)
+            by = self._may(prof, "revoke")
+            if not guardian.needs_review(share):
+                raise OwnerError(f"share {share_id} is not waiting for a review", status=409)
+            if not share.active(agent.clock()):
+                raise OwnerError(f"share {share_id} has ended already; share again instead", status=409)
+            agent.state.update("shares", "id", share_id, {"review_due": None, "reviewed_at": agent.now()})
         self._log("share_kept", by, prof["id"], share_id=share_id)
         agent.events.publish(SHARE_CHANGED, {"id": share_id, "change": "kept", "profile": prof["id"]})
         return self._share_view(agent.state.share(share_id) or share)
@@ -510,8 +514,8 @@ class Owner:
         self._log("guardianship_ended_by_guardian", guardian.actor(agent, prof), prof["id"], ended_at=now)
         ended = guardian.notice_end(agent, replace(g, ended_at=now))
         view = self.profile(prof["id"])
-        view["shares_to_review"] = [self._share_view(s) for s in agent.state.shares(prof["id"])
-                                    if ended and s.id in ended.shares_to_review]
+        view["shares_to_review"] = [s for s in view.get("shares_to_review") or ()
+                                    if ended and s["id"] in ended.shares_to_review]
         return view
 
     def _guardianship_to_change(self, prof: dict[str, Any]) -> guardian.Guardianship:
@@ -630,14 +634,20 @@ class Owner:
         longer answers for the profile (resource servers are sent to ``to``). Exporting again (a
         lost bundle) gives a new bundle of the same data."""
         agent = self.agent
-        prof = self._profile(profile)
-        if prof["kind"] == "owner":
-            raise OwnerError("your own profile moves with a key backup (consent-agent restore), not a hand-over")
-        g = guardian.Guardianship.of(prof)
-        if g is not None and g.guardian(guardian.LOCAL) is None:
-            raise OwnerError(f"You are not a guardian of {prof['name']}.", status=403)
-        blob, summary = handover.export(agent, prof, to=to, passphrase=passphrase)
-        retired = handover.retire(agent, prof, to=summary["to"], bundle_id=summary["id"])
+        with agent.state.locked():  # nothing decided between gathering and retiring may be left behind
+            prof = self._profile(profile)
+            if prof["kind"] == "owner":
+                raise OwnerError("your own profile moves with a key backup (consent-agent restore), not a hand-over")
+            g = guardian.Guardianship.of(prof)
+            if g is not None and g.guardian(guardian.LOCAL) is None:
+                raise OwnerError(f"You are not a guardian of {prof['name']}.", status=403)
+            hidden = guardian.excluded_resources(agent, g) if g else set()
+            blob, summary = handover.export(agent, prof, to=to, passphrase=passphrase)
+            retired = handover.retire(agent, prof, to=summary["to"], bundle_id=summary["id"])
+        # the bundle carries the excluded records too; the guardian's summary counts only what they may see
+        summary["resources"] -= len(hidden)
+        summary["shares"] -= sum(any(p.resource_id in hidden for p in s.permissions)
+                                 for s in agent.state.shares(prof["id"]))
         by = guardian.actor(agent, prof)
         self._log("profile_handed_over", by, prof["id"], to=summary["to"], bundle=summary["id"],
                   connections=retired["connections"], shares=retired["shares"], requests=retired["requests"])
@@ -764,7 +774,6 @@ class Owner:
 
     def status(self) -> dict[str, Any]:
         a = self.agent
-        now = a.clock()
         protection = a.keys.protection
         check = a.audit.verify()
         warnings = ["private keys are stored in plaintext (development mode)"] if protection == "plaintext" else []
@@ -772,9 +781,9 @@ class Owner:
             warnings.append(f"the activity log fails its hash check at entry {check.first_bad_seq}")
         return {"issuer": a.issuer, "agent_id": a.keys.agent_id, "key_protection": protection,
                 "warnings": warnings, "pending": len(self.inbox()),
-                "shares_active": sum(s.active(now) for s in a.state.shares()),
+                "shares_active": len(self.shares()),  # counts as the views list: never what a guardian may not see
                 "profiles": len(a.state.all("profiles")), "clients": len(a.state.all("clients")),
-                "resources": len(a.state.all("resources")), "audit_ok": check.ok, "notices": self.notices()}
+                "resources": len(self.resources()), "audit_ok": check.ok, "notices": self.notices()}
 
     # who acts, and the log -----------------------------------------------------------------------
     def _may(self, prof: dict[str, Any], kind: str) -> Actor:

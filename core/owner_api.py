@@ -49,15 +49,17 @@ _NOT_A_DATE = "{!r} is not a date: use ISO 8601, e.g. 2026-12-01 or 2026-12-01T1
 def parse_until(text: str) -> int:
     """Epoch seconds of an ISO 8601 date (``2026-12-01``: that day 00:00 UTC) or date-time (with
     an offset, or UTC when it has none). A share ends at that instant (DESIGN: CLI contract)."""
+    shown = text[:40] + "…" if isinstance(text, str) and len(text) > 64 else text
     if not isinstance(text, str) or not text.strip() or len(text) > 64:
-        raise OwnerError(_NOT_A_DATE.format(text))
+        raise OwnerError(_NOT_A_DATE.format(shown))
     raw = text.strip()
     try:
         moment = datetime.fromisoformat(raw + "T00:00" if _DATE_ONLY.fullmatch(raw) else raw)
-    except ValueError:
-        raise OwnerError(_NOT_A_DATE.format(text)) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        moment = moment.astimezone(UTC)  # a year outside 1..9999 in UTC cannot be shown as a date
+    except (ValueError, OverflowError):
+        raise OwnerError(_NOT_A_DATE.format(shown)) from None
     return int(moment.timestamp())
 
 
@@ -199,6 +201,8 @@ def end_guardianship(owner: Owner, call: Call) -> Any:
 
 def add_guardian(owner: Owner, call: Call) -> Any:
     b = call.body.only("name", "agent_id", "issuer", "require")
+    if b.text("require") not in (None, "one", "both"):  # checked first: a refusal must add no guardian
+        raise BadRequest("require is one or both")
     view = owner.add_guardian(call.params["id"], name=b.required_text("name"), agent_id=b.required_text("agent_id"),
                               issuer=b.text("issuer"))
     require = b.text("require")
@@ -360,6 +364,10 @@ def parse_body(request: HttpRequest) -> Body:
         raise BadRequest("the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
+    try:  # "\ud800" is valid JSON but no text: stored, it would break every later answer and log entry
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("the body holds an unpaired surrogate (\\ud800-\\udfff), which is not text") from None
     return Body(data)
 
 

@@ -113,6 +113,12 @@ def check_resource(body: Any, resource_type: str) -> dict[str, Any]:
     subject = body.get("subject")
     if subject is not None and (not isinstance(subject, dict) or subject.get("reference") != SUBJECT["reference"]):
         raise ValueError(f"the subject must be {SUBJECT['reference']}")
+    category = body.get("category")
+    if category is not None and not (isinstance(category, list) and all(
+            isinstance(c, dict) and isinstance(c.get("coding", []), list)
+            and all(isinstance(x, dict) and isinstance(x.get("code", ""), str) for x in c.get("coding", []))
+            for c in category)):
+        raise ValueError("category must be a list of CodeableConcepts (each coding with a string code)")
     clean: dict[str, Any] = {k: v for k, v in body.items() if k != "id"}
     clean["subject"] = SUBJECT
     return clean

@@ -29,6 +29,7 @@ from sdk.rs.starlette import Protection
 RECORD = "record"
 BP = "bp"
 MAX_BODY = 64 * 1024
+MAX_DEPTH = 32
 FHIR_JSON = "application/fhir+json"
 
 RECORD_DESCRIPTION = description(
@@ -81,12 +82,14 @@ def build_app(kit: ResourceServerKit, chart: Chart, *, public_url: str) -> Starl
         kind = request.path_params["type"]
         if kind not in TYPES or kind == "Patient":
             return JSONResponse(_outcome("not-supported", f"{kind} cannot be created here"), 405)
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
-            return JSONResponse(_outcome("too-costly", "the body is larger than 64 KiB"), 413)
+        raw = bytearray()
+        async for chunk in request.stream():  # the limit holds while reading, not after
+            raw += chunk
+            if len(raw) > MAX_BODY:
+                return JSONResponse(_outcome("too-costly", "the body is larger than 64 KiB"), 413)
         try:
-            body = check_resource(json.loads(raw), kind)
-        except (ValueError, RecursionError) as exc:
+            body = check_resource(parse_json(bytes(raw)), kind)
+        except ValueError as exc:
             return JSONResponse(_outcome("invalid", str(exc)), 400)
         rid = kit.resources.id_of(resource_key(kind, _category_of(body)))
         if rid is None:
@@ -111,6 +114,31 @@ def build_app(kit: ResourceServerKit, chart: Chart, *, public_url: str) -> Starl
 
     app = Starlette(routes=[Route("/fhir/metadata", metadata), Route("/fhir/{type}", routed, methods=["GET", "POST"])])
     return app
+
+
+def parse_json(raw: bytes) -> Any:
+    """JSON that can be stored and sent back: no NaN or Infinity (RFC 8259 §6), no unpaired
+    surrogate (§8.2), at most :data:`MAX_DEPTH` levels deep."""
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    try:
+        body = json.loads(raw, parse_constant=constant)
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise ValueError("the body is nested too deeply") from None
+    except UnicodeError:
+        raise ValueError("the body is not UTF-8 text") from None
+    except ValueError as exc:
+        raise ValueError(f"the body is not JSON: {exc}") from None
+    stack = [(body, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ValueError(f"the body is nested more than {MAX_DEPTH} levels deep")
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+    return body
 
 
 def _outcome(code: str, text: str) -> dict[str, Any]:

@@ -48,6 +48,6 @@ def json_object(response: httpx.Response) -> dict[str, Any] | None:
     """The body as a JSON object, or None when it is not one."""
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser follows
         return None
     return body if isinstance(body, dict) else None

@@ -19,6 +19,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -69,11 +70,18 @@ async def discover(http: httpx.AsyncClient, issuer: str) -> AgentMetadata:
         url = doc.get(name)
         if url is None and name in OPTIONAL_ENDPOINTS:
             continue
-        if not isinstance(url, str) or not url.startswith(base + "/"):
+        if not isinstance(url, str) or not _under(url, base):
             raise AgentKeysError(f"the metadata's {name} {url!r} is not under the issuer {base!r}")
         endpoints[name] = url
     agent_id = doc.get("agent_id")
     return AgentMetadata(base, agent_id if isinstance(agent_id, str) else None, endpoints, doc)
+
+
+def _under(url: str, base: str) -> bool:
+    """``url`` lies under ``base`` also once dot segments are resolved (RFC 3986 §5.2.4): on a relay,
+    ``{issuer}/../{another agent}/...`` is another agent's endpoint."""
+    path = urlsplit(url).path
+    return url.startswith(base + "/") and not any(unquote(segment) in (".", "..") for segment in path.split("/"))
 
 
 def agent_id_of_or_none(issuer: str) -> str | None:
