@@ -47,12 +47,18 @@ def b64url_decode(text: str) -> bytes:
 
 
 def loads(data: bytes | str) -> Any:
-    """``json.loads`` for token segments: nesting too deep for the parser is a ``ValueError`` like any
-    other malformed JSON, so a crafted token cannot turn into a 500."""
+    """``json.loads`` for token segments: nesting too deep for the parser, and an unpaired surrogate
+    (``"\\ud800"`` parses, but is no text: stored from a claim, it would break every later answer that
+    shows it; RFC 8259 §8.2), are a ``ValueError`` like any other malformed JSON."""
     try:
-        return json.loads(data)
+        value = json.loads(data)
     except RecursionError as exc:
         raise ValueError("JSON nested too deeply") from exc
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("JSON holds an unpaired surrogate") from None
+    return value
 
 
 def sha256_b64url(data: str | bytes) -> str:

@@ -747,12 +747,13 @@ class Owner:
                 for c in self.agent.state.all("connections") if only is None or c["profile"] == only]
 
     def disconnect(self, connection_id: str) -> dict[str, Any]:
-        connection = self.agent.state.get("connections", "id", connection_id)
-        if connection is None:
-            raise OwnerError(f"no connection {connection_id!r}", status=404)
-        prof = self._profile(connection["profile"])
-        by = self._may(prof, "connect")
-        pat.disconnect(self.agent, connection_id)
+        with self.agent.state.locked():  # the guardianship check and the write, as one
+            connection = self.agent.state.get("connections", "id", connection_id)
+            if connection is None:
+                raise OwnerError(f"no connection {connection_id!r}", status=404)
+            prof = self._profile(connection["profile"])
+            by = self._may(prof, "connect")
+            pat.disconnect(self.agent, connection_id)
         self._log("rs_disconnected", by, prof["id"], connection_id=connection_id)
         return {"id": connection_id, "status": "revoked"}
 

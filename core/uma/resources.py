@@ -62,11 +62,14 @@ def _location(agent: Agent, rid: str) -> str:
 
 
 def create(agent: Agent, request: HttpRequest, params: Mapping[str, str]) -> HttpResponse:
-    pat = authenticate_pat(agent, request)
     description = parse_description(request.json())
     rid = short_id("rs")
-    agent.state.put("resources", "_id", {"_id": rid, "client_id": pat.client_id, "profile": pat.profile,
-                                         "description": description, "created_at": agent.now()})
+    # the PAT is checked and the resource written under the state lock, so a hand-over of the profile
+    # (which takes the same lock) either sees the resource or refuses the PAT, never neither
+    with agent.state.locked():
+        pat = authenticate_pat(agent, request)
+        agent.state.put("resources", "_id", {"_id": rid, "client_id": pat.client_id, "profile": pat.profile,
+                                             "description": description, "created_at": agent.now()})
     agent.audit.append("resource_registered", resource_id=rid, client_id=pat.client_id, profile=pat.profile,
                        name=description.get("name"))
     return json_response({"_id": rid}, 201, headers={"location": _location(agent, rid)})
@@ -80,18 +83,20 @@ def read(agent: Agent, request: HttpRequest, params: Mapping[str, str]) -> HttpR
 
 def update(agent: Agent, request: HttpRequest, params: Mapping[str, str]) -> HttpResponse:
     """Complete replacement (FedAuthz §3.2.3)."""
-    pat = authenticate_pat(agent, request)
-    rec = _owned(agent, pat, params["rid"])
     description = parse_description(request.json())
-    agent.state.update("resources", "_id", rec["_id"], {"description": description})
+    with agent.state.locked():
+        pat = authenticate_pat(agent, request)
+        rec = _owned(agent, pat, params["rid"])
+        agent.state.update("resources", "_id", rec["_id"], {"description": description})
     agent.audit.append("resource_updated", resource_id=rec["_id"], client_id=pat.client_id)
     return json_response({"_id": rec["_id"]})
 
 
 def delete(agent: Agent, request: HttpRequest, params: Mapping[str, str]) -> HttpResponse:
-    pat = authenticate_pat(agent, request)
-    rec = _owned(agent, pat, params["rid"])
-    agent.state.remove("resources", "_id", rec["_id"])
+    with agent.state.locked():
+        pat = authenticate_pat(agent, request)
+        rec = _owned(agent, pat, params["rid"])
+        agent.state.remove("resources", "_id", rec["_id"])
     agent.audit.append("resource_deleted", resource_id=rec["_id"], client_id=pat.client_id)
     return empty(204)
 

@@ -1,14 +1,16 @@
 """Finding an agent's endpoints from its issuer (UMA 2.0 Grant §2, RFC 8414 §3).
 
 The document at ``{as_uri}/.well-known/uma2-configuration`` must name ``as_uri`` as its issuer
-(RFC 8414 §3.3) and keep the endpoints the kit uses on the issuer's origin, so a document from
-elsewhere cannot send the client's credentials and the requesting party's claims to another server.
+(RFC 8414 §3.3) and keep the endpoints the kit uses under the issuer (same origin, below its path,
+no dot segments), so a document from elsewhere, or another agent on the same relay, cannot send the
+client's credentials and the requesting party's claims to another server.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -68,4 +70,8 @@ def _endpoint(doc: dict[str, Any], name: str, issuer: str) -> str:
         same = False
     if not same:
         raise DiscoveryError(f"{name} {value!r} is not on the origin of {issuer}")
+    path = urlsplit(value).path
+    if not value.startswith(issuer + "/") or any(unquote(seg) in (".", "..") for seg in path.split("/")):
+        # on a relay every agent shares the origin: {issuer}/../{another agent}/token is another agent
+        raise DiscoveryError(f"{name} {value!r} is not under the issuer {issuer}")
     return value

@@ -33,3 +33,13 @@ def test_a_registration_with_an_unpaired_surrogate_is_refused(world: World, memb
     r = world.web.post(world.url("/register"), content=body.encode(), headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and error_of(r) in ("invalid_request", "invalid_client_metadata"), r.text
     assert len(world.agent.state.all("clients")) == before
+
+
+def test_an_id_token_with_an_unpaired_surrogate_is_not_taken_and_the_inbox_stays_readable(world: World) -> None:
+    """A trusted issuer's token is signed, but what it says is still input: a name that is no text
+    never reaches the inbox (where every later listing would fail to encode it)."""
+    token = world.id_token(name="Dr \ud800 Bob")  # PyJWT escapes it: the payload holds "\ud800"
+    r = world.client.ask(world.ticket(["read"]), id_token=token)
+    assert r.status_code in (400, 403) and error_of(r) != "request_submitted", r.text
+    json.dumps(world.owner.inbox(), ensure_ascii=False).encode("utf-8")  # what the owner API sends
+    assert world.owner.inbox() == []

@@ -84,16 +84,24 @@ async def test_discovery_reads_the_agents_metadata(world: World) -> None:
       "registration_endpoint": "https://impostor.example/register"}, "not on the origin"),
     ({"issuer": "https://impostor.example", "registration_endpoint": "https://impostor.example/register"},
      "no token_endpoint"),
+    # on a relay all agents share one origin: another agent's endpoints are refused
+    ({"issuer": "https://impostor.example/agent-a", "token_endpoint": "https://impostor.example/agent-b/token",
+      "registration_endpoint": "https://impostor.example/agent-a/register"}, "not under the issuer"),
+    ({"issuer": "https://impostor.example/agent-a", "token_endpoint": "https://impostor.example/agent-a/../b/token",
+      "registration_endpoint": "https://impostor.example/agent-a/register"}, "not under the issuer"),
+    ({"issuer": "https://impostor.example/agent-a", "token_endpoint": "https://impostor.example/agent-a/token",
+      "registration_endpoint": "https://impostor.example/agent-a/%2e%2e/b/register"}, "not under the issuer"),
     ({"issuer": "https://impostor.example", "token_endpoint": "https://impostor.example/token",
       "registration_endpoint": "https://impostor.example/register", "grant_types_supported": ["authorization_code"]},
      "does not support the UMA grant"),
 ])
 async def test_metadata_that_does_not_hold_together_is_refused(doc: dict[str, object], message: str) -> None:
     """A server written here, not the agent: it serves whatever metadata the case gives it."""
-    app = Starlette(routes=[Route("/.well-known/uma2-configuration", lambda _r: JSONResponse(doc))])
+    app = Starlette(routes=[Route("/{prefix:path}.well-known/uma2-configuration", lambda _r: JSONResponse(doc))])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as client:
         with pytest.raises(DiscoveryError, match=message):
-            await discover(client, "https://impostor.example")
+            await discover(client, str(doc["issuer"]) if "agent-a" in str(doc["issuer"])
+                           else "https://impostor.example")
 
 
 async def test_no_rpt_over_plain_http_and_no_agent_over_plain_http(world: World) -> None:
