@@ -746,3 +746,97 @@ def daily_access_counts(entries: Iterable[Mapping[str, Any]], now: float, days: 
 
 def iso_time(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+# the other guardian's say (docs/guardians.md "A second guardian") ----------------------------------
+def approval_words(by: Mapping[str, Any] | None, names: Names) -> str:
+    """One guardian's yes on a request that needs both: "You said yes", "Ben said yes on their own agent"."""
+    if not by or _decided_here(by, names):
+        return "You said yes"
+    name = by.get("name") if by.get("name") != DEFAULT_OWNER_NAME else None
+    return f"{name or 'The other guardian'} said yes on their own agent"
+
+
+def waiting_words(waiting_for: Sequence[str], me: str | None) -> str:
+    """Whose yes a request still needs when both guardians must agree (``me``: this agent's owner):
+    "Needs your yes and Ben's: both guardians must agree", "Waiting for Ben's yes too: …"."""
+    others = [f"{w}'s" for w in waiting_for if w != me]
+    if me is not None and me in waiting_for:
+        return f"Needs {join_words(['your yes', *others])}: both guardians must agree"
+    whose = join_words(others) or "the other guardian's"
+    return f"Waiting for {whose} yes too: both guardians must agree"
+
+
+def _host(url: Any) -> str:
+    return re.sub(r"^https?://", "", str(url or "")).rstrip("/") or "another agent"
+
+
+def asked_by_words(request: Mapping[str, Any]) -> str:
+    """Where a decision request comes from, as its signature shows (``guardian.read_decision_request``):
+    "Signed by the agent at anna.example (id AbCdEf123456…), which holds Mia's records"."""
+    whose = f"{request['profile_name']}'s records" if request.get("profile_name") else "these records"
+    agent_id = str(request.get("iss") or "")
+    return f"Signed by the agent at {_host(request.get('issuer'))}" + (
+        f" (id {agent_id[:12]}…)" if agent_id else "") + f", which holds {whose}"
+
+
+def asked_approvals_words(request: Mapping[str, Any]) -> list[str]:
+    """Who has said yes already, as the request tells: "Anna said yes: they may see"."""
+    lines = []
+    for a in request.get("approvals") or ():
+        name = a.get("name") if a.get("name") not in (None, DEFAULT_OWNER_NAME) else "The other guardian"
+        scopes = a.get("scopes")
+        lines.append(f"{name} said yes" + (f": they may {join_words(scope_words(s) for s in scopes)}"
+                                          if scopes else ""))
+    return lines
+
+
+def require_words(require: str | None) -> str:
+    """The rule a request is decided under, for the guardian asked."""
+    if require == "both":
+        return "Both guardians must say yes to share; one no refuses it"
+    return "One guardian's yes is enough to share; one no refuses it"
+
+
+def answer_by_words(request: Mapping[str, Any], tz: tzinfo | None = None) -> str:
+    exp = request.get("exp")
+    return f"Answer by {date_words(float(exp), tz)}" if isinstance(exp, int | float) else "Answer soon"
+
+
+def asked_person(request: Mapping[str, Any]) -> str:
+    """The short name of who asks, for labels: "Dr. Ann Lee", or "someone using Riverside Clinic EHR"."""
+    if request.get("requester"):
+        return requester_name(request["requester"])
+    client = request.get("client") or {}
+    return f"someone using {client.get('client_name') or 'an app'}"
+
+
+def signed_answer_words(done: Mapping[str, Any]) -> str:
+    """After the other guardian decided (``Owner.sign_decision``): what they said, to whom."""
+    request = done.get("request") or {}
+    said = "yes" if done.get("approve") else "no"
+    whose = f" for {request['profile_name']}'s records" if request.get("profile_name") else ""
+    return f"You said {said} to {asked_person(request)}{whose}."
+
+
+def send_back_words(done: Mapping[str, Any]) -> str:
+    request = done.get("request") or {}
+    return ("Send this file back to the guardian who asked you, and only to them (a message or an e-mail). "
+            f"It counts only on their agent at {_host(request.get('issuer'))}, and only for this request.")
+
+
+def applied_words(result: Mapping[str, Any], me: str | None) -> str:
+    """After the other guardian's answer was applied (``Owner.accept_decision``): what it did."""
+    item = result.get("item") or {}
+    status = item.get("status")
+    approvals = item.get("approvals") or []
+    by = item.get("decided_by") if status != "pending" else (approvals[-1].get("by") if approvals else None)
+    name = (by or {}).get("name") or "The other guardian"
+    who = asked_person(item)
+    if status == "denied":
+        return f"{name} said no: {who} is refused."
+    share = result.get("share")
+    if share:
+        return f"{name} said yes: {records_words(share.get('permissions') or [])} now shared with {who}."
+    waiting = [("your yes" if w == me else f"{w}'s") for w in item.get("waiting_for") or ()]
+    return f"{name} said yes; it still needs {join_words(waiting) or 'another yes'}."

@@ -1,5 +1,7 @@
 """Inbox: requests waiting for the owner. Share or Deny an access request; Approve or Decline a
-lab or clinic that wants to connect."""
+lab or clinic that wants to connect. A dependent's request that needs the other guardian offers
+"Ask Ben" and "Apply Ben's answer"; the foot of the Inbox opens a request another guardian sent
+(app/ui/screens/coguardian.py)."""
 
 from __future__ import annotations
 
@@ -8,22 +10,23 @@ from typing import Any
 import flet as ft
 
 from app.ui import theme, widgets
+from app.ui.dialogs import share_dialog
+from app.ui.screens.coguardian import ApplyPanel, DecidePanel, Exchange
 from app.ui.widgets import Ui, button, card, icon_line, muted
 from app.ui.words import (
-    DEFAULT_LIFETIME,
-    LIFETIME_CHOICES,
     Names,
+    approval_words,
     capitalize,
-    decided_words,
-    lifetime_for,
+    join_words,
     notice_words,
     permissions_words,
     registration_words,
     relative_time,
     requester_name,
     requester_words,
-    scope_choice_label,
+    waiting_words,
 )
+from core.owner import Lifetime
 
 
 class InboxScreen:
@@ -36,7 +39,16 @@ class InboxScreen:
         self.summary = ft.Text("", size=15, color=theme.MUTED)
         self.others = ft.Column(spacing=8)
         self.items = ft.Column(spacing=theme.GAP)
-        self.root, _ = ui.screen(self.notices, self.summary, self.others, self.items)
+        self.exchange = Exchange(ui)
+        self.between = ft.Column(spacing=8)
+        self.guardians: dict[str, list[dict[str, Any]]] = {}
+        """profile id → its active guardians (this agent's owner is ``me``)."""
+        # the list, and a request or answer from the other guardian opened in its place (both stay in
+        # the page: only one is visible, as the shell does with screens)
+        self.listing = ft.Column([self.notices, self.summary, self.others, self.items, self.between],
+                                 spacing=theme.GAP, horizontal_alignment=ft.CrossAxisAlignment.STRETCH)
+        self.panel = ft.Container(visible=False)
+        self.root, _ = ui.screen(self.listing, self.panel)
 
     def refresh(self) -> None:
         ui = self.ui
@@ -52,9 +64,47 @@ class InboxScreen:
         self.summary.visible = bool(n)
         self.others.controls = [self._elsewhere(elsewhere, names)] if elsewhere else []
         whose = "your" if ui.profile == "me" else f"{ui.profile_name()}'s"
+        self.guardians = {str(p["id"]): list((p.get("guardianship") or {}).get("guardians") or ())
+                          for p in ui.profiles()}
         self.items.controls = [self._card(item, names) for item in reversed(mine)] or [
             widgets.empty(ft.Icons.INBOX_OUTLINED, f"Nothing waiting for {whom}",
                           f"When a clinic or lab asks for {whose} records, the request appears here.")]
+        self.between.controls = [self._between()]
+
+    # the other guardian's files ------------------------------------------------------------------------
+    def _co_guardians(self) -> list[str]:
+        """The other guardians' names, over every dependent held here."""
+        return list(dict.fromkeys(str(g.get("name")) for gs in self.guardians.values() for g in gs
+                                  if g.get("id") != "me"))
+
+    def _between(self) -> ft.Control:
+        """The foot of the Inbox: a request another guardian sent, or (with a co-guardian here) their answer."""
+        others = self._co_guardians()
+        buttons = [button("Decide a request", lambda _: self._open(DecidePanel(self.ui, self.exchange,
+                                                                               on_back=self._close)),
+                          kind="text", icon=ft.Icons.FILE_OPEN, label="Decide a request from another guardian")]
+        if others:
+            buttons.append(button(f"Apply {join_words(others, 'or')}'s answer", lambda _: self._apply(None),
+                                  kind="text", icon=ft.Icons.DONE_ALL, label="Apply the other guardian's answer"))
+        return ft.Container(ft.Column([
+            widgets.icon_line(ft.Icons.SUPERVISOR_ACCOUNT, "Between guardians: a request the other parent sent you "
+                              "to decide" + (", or their answer to yours." if others else "."), size=13),
+            widgets.actions(*buttons)], spacing=4),
+            padding=ft.Padding.symmetric(horizontal=12, vertical=8), border_radius=12,
+            bgcolor=ft.Colors.SURFACE_CONTAINER_HIGH)
+
+    def _open(self, panel: DecidePanel | ApplyPanel) -> None:
+        self.panel.content = panel.root
+        self.panel.visible, self.listing.visible = True, False
+        self.ui.page.update()
+
+    def _close(self) -> None:
+        self.panel.content = None
+        self.panel.visible, self.listing.visible = False, True
+        self.ui.refresh_all()
+
+    def _apply(self, whose: str | None) -> None:
+        self._open(ApplyPanel(self.ui, whose=whose, on_back=self._close))
 
     def _notice(self, notice: dict[str, Any]) -> ft.Control:
         """A guardianship that ended, or shares a guardian made waiting for review: see Profiles."""
@@ -122,11 +172,9 @@ class InboxScreen:
             lines.append(icon_line(ft.Icons.SUPERVISOR_ACCOUNT, about, color=ft.Colors.ON_SURFACE,
                                    weight=ft.FontWeight.W_600))
         for a in item.get("approvals") or []:
-            said = decided_words(a.get("by"), item["profile"], names) or "A guardian decided"
-            lines.append(icon_line(ft.Icons.HOW_TO_REG, f"{said}: yes"))
+            lines.append(icon_line(ft.Icons.HOW_TO_REG, approval_words(a.get("by"), names)))
         if item.get("waiting_for"):
-            lines.append(icon_line(ft.Icons.HOURGLASS_TOP, f"Waiting for {' and '.join(item['waiting_for'])} too: "
-                                   "both guardians must agree", color=theme.WARN))
+            lines += self._waiting(item)
         lines.append(muted(f"Arrived {relative_time(item['created_at'], ui.now())}", size=13))
         if not verified:
             lines.append(ft.Text("We could not confirm who this is. Share only if you expected this request.",
@@ -137,6 +185,27 @@ class InboxScreen:
             button("Share", lambda _: self._share(item, name, names), label=f"Share with {name}"),
         ))
         return card(*lines)
+
+    def _waiting(self, item: dict[str, Any]) -> list[ft.Control]:
+        """Whose yes is still needed; for the other guardian: Ask them, and Apply their answer."""
+        guardians = self.guardians.get(str(item["profile"])) or []
+        me = next((str(g.get("name")) for g in guardians if g.get("id") == "me"), None)
+        waiting = [str(w) for w in item.get("waiting_for") or ()]
+        others = [str(g.get("name")) for g in guardians if g.get("id") != "me" and g.get("name") in waiting]
+        lines: list[ft.Control] = [icon_line(ft.Icons.HOURGLASS_TOP, waiting_words(waiting, me), color=theme.WARN)]
+        if not others:
+            return lines
+        whom = join_words(others)
+        asked = self.exchange.asked(str(item["id"]))
+        lines.append(muted(f"{whom} decides on their own agent: send them this request, then apply their answer "
+                           "here." if asked is None else f"The request for {whom} is saved at {asked}", size=13))
+        whose = f"{whom}'s" if len(others) == 1 else "their"
+        lines.append(widgets.actions(
+            button(f"Ask {whom}", lambda _: self.exchange.ask(item, others, self.ui.names().profile(item["profile"])),
+                   kind="tonal", icon=ft.Icons.SEND, label=f"Ask {whom} to decide"),
+            button(f"Apply {whose} answer", lambda _: self._apply(whom if len(others) == 1 else None),
+                   kind="outlined", icon=ft.Icons.DONE_ALL, label=f"Apply {whose} answer")))
+        return lines
 
     def _connect_card(self, item: dict[str, Any], names: Names) -> ft.Control:
         ui = self.ui
@@ -175,27 +244,12 @@ class InboxScreen:
     # decisions -------------------------------------------------------------------------------------
     def _share(self, item: dict[str, Any], name: str, names: Names) -> None:
         ui = self.ui
-        scopes: dict[str, list[str]] = {}
-        for p in item.get("permissions") or []:
-            for s in p["scopes"]:
-                scopes.setdefault(s, []).append(p.get("resource_name") or names.resource(p["resource_id"]))
-        rows = {s: widgets.checkbox(scope_choice_label(s, things), True) for s, things in scopes.items()}
-        boxes = {s: box for s, (_, box) in rows.items()}
-        how_long = widgets.radio_group(list(LIFETIME_CHOICES), DEFAULT_LIFETIME)
-        problem = ft.Text("", color=theme.DANGER, visible=False)
 
-        def go(_: Any) -> None:
-            chosen = [s for s, box in boxes.items() if box.value]
-            if not chosen:
-                problem.value, problem.visible = "Tick at least one thing to share, or choose Cancel.", True
-                problem.update()
-                return
-            ui.close_dialog()
-            done = ui.attempt(lambda: ui.owner.approve(item["id"], scopes=chosen,
-                                                       lifetime=lifetime_for(how_long.value or DEFAULT_LIFETIME)))
+        def go(scopes: list[str], lifetime: Lifetime) -> None:
+            done = ui.attempt(lambda: ui.owner.approve(item["id"], scopes=scopes, lifetime=lifetime))
             if done is not None:
                 waiting = (done.get("item") or {}).get("waiting_for") or []
-                ui.toast(f"Your yes is recorded; waiting for {' and '.join(waiting)}." if done.get("share") is None
+                ui.toast(f"Your yes is recorded; waiting for {join_words(waiting)}." if done.get("share") is None
                          and waiting else f"Shared with {name}.")
                 ui.refresh_all()
 
@@ -203,16 +257,7 @@ class InboxScreen:
         if item["profile"] != "me":
             about.append(icon_line(ft.Icons.SUPERVISOR_ACCOUNT, f"{names.profile(item['profile'])}'s records: you "
                                    "decide for them", color=ft.Colors.ON_SURFACE))
-        dialog = ft.AlertDialog(
-            modal=True, scrollable=True, title=ft.Text(f"Share with {name}?"), inset_padding=ui.dialog_inset(),
-            content=ft.Column([*about, ft.Text("What may they do?", weight=ft.FontWeight.W_600),
-                               *(row for row, _ in rows.values()),
-                               ft.Text("For how long?", weight=ft.FontWeight.W_600), how_long,
-                               widgets.message(problem)],
-                              tight=True, spacing=4, width=360),
-            actions=[button("Cancel", lambda _: ui.close_dialog(), kind="text"), button("Share", go)],
-            actions_alignment=ft.MainAxisAlignment.END)
-        ui.page.show_dialog(dialog)
+        share_dialog(ui, name=name, permissions=item.get("permissions") or [], names=names, on_share=go, about=about)
 
     def _deny(self, item: dict[str, Any], name: str, *, person: bool) -> None:
         ui = self.ui

@@ -692,7 +692,7 @@ class DependentPanel:
         if path is not None:
             lines.append(ft.Text(f"The file: {path}", size=14))
         lines += [muted(f"Give {name} the file, and the passphrase separately (say it, or write it down). On "
-                        f"{name}'s agent: Profiles → Take over, or", size=13),
+                        f"{name}'s agent: Profiles, then Take over, or", size=13),
                   ft.Text(f"consent-agent profiles import {path or file_name}", size=13, font_family="monospace"),
                   muted(f"Then {name} approves each lab or clinic as it connects again there, and keeps or stops "
                         "what you shared.", size=13)]
