@@ -27,10 +27,8 @@ class Fetch(Protocol):
     def __call__(self, url: str) -> Any: ...
 
 
-def fetch_json(url: str) -> Any:
-    parts = urlsplit(url)
-    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(parts.hostname or "")):
-        raise FetchError("only https URLs can be fetched")
+def _download(url: str, limit: int) -> bytes:
+    """GET ``url`` (5 s, no redirects), refusing anything but a 200 of at most ``limit`` bytes."""
     try:
         with httpx.Client(timeout=5.0, follow_redirects=False) as client, client.stream("GET", url) as resp:
             if resp.status_code != 200:
@@ -38,10 +36,18 @@ def fetch_json(url: str) -> Any:
             body = b""
             for chunk in resp.iter_bytes():
                 body += chunk
-                if len(body) > MAX_DOCUMENT:
-                    raise FetchError(f"{url} is larger than {MAX_DOCUMENT} bytes")
+                if len(body) > limit:
+                    raise FetchError(f"{url} is larger than {limit} bytes")
     except httpx.HTTPError as exc:
         raise FetchError(f"could not fetch {url}: {exc.__class__.__name__}") from exc
+    return body
+
+
+def fetch_json(url: str) -> Any:
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(parts.hostname or "")):
+        raise FetchError("only https URLs can be fetched")
+    body = _download(url, MAX_DOCUMENT)
     try:
         return json.loads(body)
     except ValueError as exc:
@@ -88,17 +94,7 @@ def fetch_image(url: str, *, allow_loopback: bool = False) -> bytes:
         raise FetchError("only https URLs can be fetched")
     elif not host_is_public(host):
         raise FetchError(f"{host} is not a public internet address")
-    try:
-        with httpx.Client(timeout=5.0, follow_redirects=False) as client, client.stream("GET", url) as resp:
-            if resp.status_code != 200:
-                raise FetchError(f"{url} answered {resp.status_code}")
-            body = b""
-            for chunk in resp.iter_bytes():
-                body += chunk
-                if len(body) > MAX_IMAGE:
-                    raise FetchError(f"{url} is larger than {MAX_IMAGE} bytes")
-    except httpx.HTTPError as exc:
-        raise FetchError(f"could not fetch {url}: {exc.__class__.__name__}") from exc
+    body = _download(url, MAX_IMAGE)
     if image_type(body) is None:
         raise FetchError(f"{url} is not a PNG, JPEG, GIF or WebP picture")
     return body

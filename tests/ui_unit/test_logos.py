@@ -108,3 +108,14 @@ def test_image_type_trusts_the_bytes_not_the_name() -> None:
     assert image_type(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "image/webp"
     assert image_type(b"<svg/>") is None
     assert image_type(b"") is None
+
+
+def test_fetch_json_shares_the_same_limits(server: str) -> None:
+    from core.fetch import fetch_json
+
+    with pytest.raises(FetchError, match="answered 404"):
+        fetch_json(server + "/gone.png")
+    with pytest.raises(FetchError, match="answered 302"):
+        fetch_json(server + "/moved.png")
+    with pytest.raises(FetchError, match="did not serve JSON"):
+        fetch_json(server + "/logo.png")
