@@ -119,7 +119,7 @@ def _agent_info(process: Process, info_path: Path, timeout: float) -> dict[str, 
             info = json.loads(info_path.read_text())
             if info.get("pid") == proc.pid and _answers(info["issuer"]):
                 return dict(info)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError):  # agent.json not written yet, or caught half written
             pass
         time.sleep(0.1)
     raise DemoError(f"the agent was not reachable through the relay within {timeout:.0f} s:\n{process.tail()}")

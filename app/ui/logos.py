@@ -10,6 +10,7 @@ asked again on every refresh.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -64,12 +65,12 @@ class LogoCache:
         return None
 
     def _start(self, uri: str, path: Path) -> None:
-        failed = path.with_suffix(".failed")
         try:
-            if self._clock() - failed.stat().st_mtime < RETRY_AFTER:
-                return
-        except OSError:
-            pass
+            failed_lately = self._clock() - path.with_suffix(".failed").stat().st_mtime < RETRY_AFTER
+        except OSError:  # no failure remembered for this address
+            failed_lately = False
+        if failed_lately:
+            return
         with self._lock:
             if uri in self._pending or len(self._pending) >= MAX_PENDING:
                 return
@@ -89,11 +90,9 @@ class LogoCache:
                 self._memory[uri] = data
         except (FetchError, OSError) as exc:
             log.info("no logo from %s: %s", uri, exc)
-            try:
+            with contextlib.suppress(OSError):  # remembering the failure is only a courtesy to the server
                 self.folder.mkdir(parents=True, exist_ok=True)
                 path.with_suffix(".failed").write_text(str(exc)[:200])
-            except OSError:
-                pass
             return
         finally:
             with self._lock:

@@ -22,7 +22,7 @@ class Page(FakePage):
         self.web = False
 
     def update(self, *controls: Any) -> None:
-        pass
+        """No browser behind this page: nothing to send."""
 
     def show_dialog(self, dialog: Any) -> None:
         self.dialogs.append(dialog)

@@ -182,16 +182,40 @@ def _back(on_back: Callable[[], None]) -> ft.Control:
     return ft.Row([button("Back to inbox", lambda _: on_back(), kind="text", icon=ft.Icons.ARROW_BACK)])
 
 
-class DecidePanel:
+class _SignedFileForm:
+    """A path or pasted text holding a signed file of one kind, with the problem line under it."""
+
+    def __init__(self, ui: Ui, kind: str, hint: str) -> None:
+        self.ui = ui
+        self.path, self.pasted = _fields(kind, hint)
+        self.problem = ft.Text("", size=13, color=theme.DANGER, visible=False)
+
+    def _fail(self, text: str) -> None:
+        self.problem.value, self.problem.visible = text, True
+        self.ui.page.update()
+
+    def _read(self, wrong_kind: str, wrong_kind_message: str) -> str | None:
+        """The signed text, or None once the problem is shown (unreadable, or the other kind of file)."""
+        self.problem.visible = False
+        try:
+            signed = read_signed(self.path.value or "", self.pasted.value or "")
+        except ValueError as exc:
+            self._fail(str(exc))
+            return None
+        if signed_kind(signed) == wrong_kind:
+            self._fail(wrong_kind_message)
+            return None
+        return signed
+
+
+class DecidePanel(_SignedFileForm):
     """On the other guardian's agent: open a request another guardian sent, decide, send the answer back."""
 
     def __init__(self, ui: Ui, exchange: Exchange, *, on_back: Callable[[], None]) -> None:
-        self.ui = ui
+        super().__init__(ui, "request", "/path/to/….request.jwt")
         self.exchange = exchange
         self.on_back = on_back
         self.signed = ""
-        self.path, self.pasted = _fields("request", "/path/to/….request.jwt")
-        self.problem = ft.Text("", size=13, color=theme.DANGER, visible=False)
         self.form = card(
             muted("The other parent or guardian of a child whose records live on their agent can ask you to "
                   "decide on a request. Open the file they sent you, or paste its text."),
@@ -201,20 +225,12 @@ class DecidePanel:
         self.root = ft.Column([_back(on_back), heading("A request from another guardian"), self.form, self.shown],
                               spacing=theme.GAP, horizontal_alignment=ft.CrossAxisAlignment.STRETCH)
 
-    def _fail(self, text: str) -> None:
-        self.problem.value, self.problem.visible = text, True
-        self.ui.page.update()
-
     def _open(self, _: Any) -> None:
         ui = self.ui
-        self.problem.visible = False
-        try:
-            signed = read_signed(self.path.value or "", self.pasted.value or "")
-        except ValueError as exc:
-            return self._fail(str(exc))
-        if signed_kind(signed) == "decision":
-            return self._fail("This is a guardian's answer, not a request: apply it on the agent that asked, with "
-                              "“Apply the other guardian's answer”.")
+        signed = self._read("decision", "This is a guardian's answer, not a request: apply it on the agent that "
+                                        "asked, with “Apply the other guardian's answer”.")
+        if signed is None:
+            return None
         try:
             request = guardian.read_decision_request(signed, ui.now())
         except OwnerError as exc:
@@ -297,14 +313,12 @@ class DecidePanel:
         ui.page.update()
 
 
-class ApplyPanel:
+class ApplyPanel(_SignedFileForm):
     """On the home agent: apply the answer the other guardian sent back."""
 
     def __init__(self, ui: Ui, *, whose: str | None, on_back: Callable[[], None]) -> None:
-        self.ui = ui
+        super().__init__(ui, "answer", "/path/to/….decision.jwt")
         self.on_back = on_back
-        self.path, self.pasted = _fields("answer", "/path/to/….decision.jwt")
-        self.problem = ft.Text("", size=13, color=theme.DANGER, visible=False)
         who = whose or "the other guardian"
         self.root = ft.Column([
             _back(on_back), heading(f"Apply {who}'s answer"),
@@ -314,20 +328,12 @@ class ApplyPanel:
                  widgets.actions(button("Apply", self._apply, icon=ft.Icons.DONE_ALL, label="Apply the answer")))],
             spacing=theme.GAP, horizontal_alignment=ft.CrossAxisAlignment.STRETCH)
 
-    def _fail(self, text: str) -> None:
-        self.problem.value, self.problem.visible = text, True
-        self.ui.page.update()
-
     def _apply(self, _: Any) -> None:
         ui = self.ui
-        self.problem.visible = False
-        try:
-            signed = read_signed(self.path.value or "", self.pasted.value or "")
-        except ValueError as exc:
-            return self._fail(str(exc))
-        if signed_kind(signed) == "request":
-            return self._fail("This is the request for the other guardian, not their answer: send it to them, "
-                              "and apply the file they send back.")
+        signed = self._read("request", "This is the request for the other guardian, not their answer: send it to "
+                                       "them, and apply the file they send back.")
+        if signed is None:
+            return None
         try:
             done = ui.owner.accept_decision(signed)
         except OwnerError as exc:
